@@ -1,0 +1,90 @@
+"""Integrations API, and the read-only provider catalog (`/providers`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+
+from terapi.api import (
+    create_resolver,
+    handle,
+    json_reply,
+    no_content,
+    page_limit,
+    parse_body,
+    query,
+)
+from terapi.errors import NotFound
+from terapi.models import CreateIntegrationRequest, UpdateIntegrationRequest
+from terapi.observability import logger, tracer
+from terapi.services import integrations
+
+app = create_resolver()
+
+
+@app.post("/integration")
+@tracer.capture_method(capture_response=False)
+def create_integration() -> Response:
+    """Configure a catalog provider for this deployment."""
+    return json_reply(integrations.create_integration(parse_body(app, CreateIntegrationRequest)))
+
+
+@app.get("/integration")
+@tracer.capture_method(capture_response=False)
+def list_integrations() -> Response:
+    """One page of integrations."""
+    return json_reply(integrations.list_integrations(page_limit(app), query(app, "cursor")))
+
+
+@app.get("/integration/<provider_config_key>")
+@tracer.capture_method(capture_response=False)
+def get_integration(provider_config_key: str) -> Response:
+    """One integration, with the callback URL its provider must be configured with."""
+    return json_reply(integrations.get_integration(provider_config_key))
+
+
+@app.patch("/integration/<provider_config_key>")
+@tracer.capture_method(capture_response=False)
+def update_integration(provider_config_key: str) -> Response:
+    """Change the OAuth client id, secret or scopes."""
+    request = parse_body(app, UpdateIntegrationRequest)
+    return json_reply(integrations.update_integration(provider_config_key, request))
+
+
+@app.delete("/integration/<provider_config_key>")
+@tracer.capture_method(capture_response=False)
+def delete_integration(provider_config_key: str) -> Response:
+    """Delete an integration with all its connections and secrets."""
+    remaining = app.lambda_context.get_remaining_time_in_millis if app.lambda_context else None
+    integrations.delete_integration(provider_config_key, remaining)
+    return no_content()
+
+
+@app.get("/providers")
+@tracer.capture_method(capture_response=False)
+def list_providers() -> Response:
+    """Every provider in the catalog."""
+    from terapi.catalog import list_providers as catalog
+
+    return json_reply({"providers": [p.to_public_dict() for p in catalog()]})
+
+
+@app.get("/providers/<name>")
+@tracer.capture_method(capture_response=False)
+def get_provider(name: str) -> Response:
+    """One catalog provider."""
+    from terapi.catalog import get_provider as lookup
+
+    provider = lookup(name)
+    if provider is None:
+        raise NotFound(f"no provider named '{name}' in the catalog", code="unknown_provider")
+    return json_reply(provider.to_public_dict())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Entry point: secret-key check, then routing."""
+    return handle(app, event, context)

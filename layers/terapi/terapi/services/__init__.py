@@ -1,0 +1,1 @@
+"""Services: the product's operations, independent of HTTP; handlers call one each."""

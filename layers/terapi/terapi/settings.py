@@ -1,0 +1,42 @@
+"""One settings model for every function, read lazily so importing a module needs no environment.
+
+Every value comes from an environment variable that `template.yaml` sets; the local gateway sets
+the same variables from the same template.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment configuration shared by all functions."""
+
+    table_name: str
+    secret_prefix: str
+    secret_key_arn: str
+    public_url: str
+    secret_recovery_days: int
+    metadata_max_bytes: int
+
+    @property
+    def callback_url(self) -> str:
+        """The OAuth redirect URI providers must be configured with."""
+        return f"{self.public_url.rstrip('/')}/oauth/callback"
+
+
+@cache
+def get_settings() -> Settings:
+    """Read the settings once per container; tests clear the cache to change them."""
+    env = os.environ
+    return Settings(
+        table_name=env.get("TERAPI_TABLE_NAME", "terapi"),
+        secret_prefix=env.get("TERAPI_SECRET_PREFIX", "terapi").strip("/"),
+        secret_key_arn=env.get("TERAPI_SECRET_KEY_ARN", ""),
+        public_url=env.get("TERAPI_PUBLIC_URL", "http://localhost:3003"),
+        secret_recovery_days=int(env.get("TERAPI_SECRET_RECOVERY_DAYS", "7")),
+        metadata_max_bytes=int(env.get("TERAPI_METADATA_MAX_BYTES", "16384")),
+    )
