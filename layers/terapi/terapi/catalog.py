@@ -29,27 +29,39 @@ import json
 import re
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CATALOG_FILE = "providers.json"
 GENERIC_PROVIDERS = frozenset({"oauth2", "oauth2-cc"})
-CATEGORIES = (
-    "source-control", "chat", "crm", "ticketing", "docs", "calendar", "storage", "payments",
-    "accounting", "marketing", "support", "hr", "analytics", "ecommerce", "productivity",
-    "design", "dev-tools", "communication", "other",
-)
-BASIC_PLACEHOLDER_PASSWORD = "x"
+BASIC_PLACEHOLDER_PASSWORD = "x"  # noqa: S105 - not a secret
 
 Category = Literal[
-    "source-control", "chat", "crm", "ticketing", "docs", "calendar", "storage", "payments",
-    "accounting", "marketing", "support", "hr", "analytics", "ecommerce", "productivity",
-    "design", "dev-tools", "communication", "other",
+    "source-control",
+    "chat",
+    "crm",
+    "ticketing",
+    "docs",
+    "calendar",
+    "storage",
+    "payments",
+    "accounting",
+    "marketing",
+    "support",
+    "hr",
+    "analytics",
+    "ecommerce",
+    "productivity",
+    "design",
+    "dev-tools",
+    "communication",
+    "other",
 ]
 AuthMode = Literal["oauth2", "oauth2_cc", "oauth1", "api_key", "basic"]
 ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 
 PLACEHOLDER = re.compile(r"\$\{connection_config\.([a-z][a-z0-9_]*)\}")
 CONFIG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -59,7 +71,11 @@ SEGMENT_VALUE = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 _PUBLIC_TLD = re.compile(r"[A-Za-z]")
 
 _URL_FIELDS = (
-    "authorization_url", "token_url", "refresh_url", "request_token_url", "api_base_url",
+    "authorization_url",
+    "token_url",
+    "refresh_url",
+    "request_token_url",
+    "api_base_url",
     "revoke_url",
 )
 
@@ -90,7 +106,7 @@ class BasicInjection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     username_label: str = "Username"
-    password_label: str = "Password"
+    password_label: str = "Password"  # noqa: S105 - not a secret
     password_optional: bool = False
 
 
@@ -135,8 +151,8 @@ class Provider(BaseModel):
     scope_separator: str = Field(default=" ", min_length=1)
     default_scopes: list[str] = Field(default_factory=list)
     pkce: bool = True
-    token_auth_method: ClientAuthMethod = "client_secret_post"
-    token_request_format: Literal["form", "json"] = "form"
+    token_auth_method: ClientAuthMethod = "client_secret_post"  # noqa: S105 - not a secret
+    token_request_format: Literal["form", "json"] = "form"  # noqa: S105 - not a secret
     token_response_path: str | None = Field(default=None, pattern=r"^[a-z_]+(\.[a-z_]+)*$")
 
     connection_config_from_token: dict[str, str] = Field(default_factory=dict)
@@ -149,7 +165,7 @@ class Provider(BaseModel):
 
     revoke_url: str | None = None
     revoke_auth_method: ClientAuthMethod = "client_secret_post"
-    revoke_token_param: str = "token"
+    revoke_token_param: str = "token"  # noqa: S105 - not a secret
 
     refresh_margin_seconds: int = Field(default=300, ge=0)
     rate_limit_reset_header: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$")
@@ -233,6 +249,7 @@ class Provider(BaseModel):
 
 def _sample_render(template: str) -> str:
     """Fill placeholders with harmless samples so a templated URL can be parsed."""
+
     def sample(match: re.Match[str]) -> str:
         return "https://example.com" if match.start() == 0 else "example"
 
