@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from terapi.api import (
+    callback_url,
     create_resolver,
     handle,
     json_reply,
@@ -28,21 +29,26 @@ app = create_resolver()
 @tracer.capture_method(capture_response=False)
 def create_integration() -> Response:
     """Configure a catalog provider for this deployment."""
-    return json_reply(integrations.create_integration(parse_body(app, CreateIntegrationRequest)))
+    reply = integrations.create_integration(parse_body(app, CreateIntegrationRequest))
+    return json_reply({**reply, "callback_url": callback_url(app)})
 
 
 @app.get("/integration")
 @tracer.capture_method(capture_response=False)
 def list_integrations() -> Response:
     """One page of integrations."""
-    return json_reply(integrations.list_integrations(page_limit(app), query(app, "cursor")))
+    page = integrations.list_integrations(page_limit(app), query(app, "cursor"))
+    url = callback_url(app)
+    page["integrations"] = [{**item, "callback_url": url} for item in page["integrations"]]
+    return json_reply(page)
 
 
 @app.get("/integration/<provider_config_key>")
 @tracer.capture_method(capture_response=False)
 def get_integration(provider_config_key: str) -> Response:
     """One integration, with the callback URL its provider must be configured with."""
-    return json_reply(integrations.get_integration(provider_config_key))
+    reply = integrations.get_integration(provider_config_key)
+    return json_reply({**reply, "callback_url": callback_url(app)})
 
 
 @app.patch("/integration/<provider_config_key>")
@@ -50,7 +56,8 @@ def get_integration(provider_config_key: str) -> Response:
 def update_integration(provider_config_key: str) -> Response:
     """Change the OAuth client id, secret or scopes."""
     request = parse_body(app, UpdateIntegrationRequest)
-    return json_reply(integrations.update_integration(provider_config_key, request))
+    reply = integrations.update_integration(provider_config_key, request)
+    return json_reply({**reply, "callback_url": callback_url(app)})
 
 
 @app.delete("/integration/<provider_config_key>")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from terapi.errors import InvalidRequest, TerapiError, Unauthorized
 from terapi.observability import logger
+from terapi.settings import get_settings
 
 Model = TypeVar("Model", bound=BaseModel)
 MAX_PAGE = 100
@@ -43,7 +44,8 @@ def no_content() -> Response:
 def validation_message(exc: ValidationError, prefix: str = "") -> str:
     """Name the first offending field and say what is wrong with it."""
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in (*prefix.split(".") if prefix else (), *first["loc"]))
+    parts = [*(prefix.split(".") if prefix else []), *first["loc"]]
+    field = ".".join(str(part) for part in parts)
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "is not a known field"
@@ -160,6 +162,25 @@ def flag(app: APIGatewayHttpResolver, name: str) -> bool:
     if text not in ("true", "false", "1", "0"):
         raise InvalidRequest(f"{name}: must be true or false")
     return text in ("true", "1")
+
+
+def public_base_url(app: APIGatewayHttpResolver) -> str:
+    """The URL this API is reached at: `TERAPI_PUBLIC_URL`, else the request's own host.
+
+    The template cannot pass the API's URL to its own functions (that would be a dependency
+    cycle), so the request tells us where we are.
+    """
+    configured = get_settings().public_url
+    if configured:
+        return configured.rstrip("/")
+    event = app.current_event
+    scheme = event.headers.get("x-forwarded-proto", "https")
+    return f"{scheme}://{event.request_context.domain_name}"
+
+
+def callback_url(app: APIGatewayHttpResolver) -> str:
+    """The OAuth redirect URI providers must be configured with."""
+    return f"{public_base_url(app)}/oauth/callback"
 
 
 def path_remainder(app: APIGatewayHttpResolver, prefix: str, suffix: str = "") -> str:

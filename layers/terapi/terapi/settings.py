@@ -22,11 +22,6 @@ class Settings:
     secret_recovery_days: int
     metadata_max_bytes: int
 
-    @property
-    def callback_url(self) -> str:
-        """The OAuth redirect URI providers must be configured with."""
-        return f"{self.public_url.rstrip('/')}/oauth/callback"
-
 
 @cache
 def get_settings() -> Settings:
@@ -36,7 +31,7 @@ def get_settings() -> Settings:
         table_name=env.get("TERAPI_TABLE_NAME", "terapi"),
         secret_prefix=env.get("TERAPI_SECRET_PREFIX", "terapi").strip("/"),
         secret_key_arn=env.get("TERAPI_SECRET_KEY_ARN", ""),
-        public_url=env.get("TERAPI_PUBLIC_URL", "http://localhost:3003"),
+        public_url=env.get("TERAPI_PUBLIC_URL", ""),
         secret_recovery_days=int(env.get("TERAPI_SECRET_RECOVERY_DAYS", "7")),
         metadata_max_bytes=int(env.get("TERAPI_METADATA_MAX_BYTES", "16384")),
     )

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from terapi.errors import ConnectionBusy, Conflict, InvalidRequest, NotFound
+from terapi.errors import Conflict, ConnectionBusy, InvalidRequest, NotFound
 from terapi.models import (
     CreateConnectionRequest,
     iso,
@@ -69,25 +70,30 @@ def import_connection(request: CreateConnectionRequest) -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidRequest(f"credentials.{exc}") from exc
     metadata_json = encode_metadata(request.metadata) if request.metadata is not None else None
-    return write_credentials(
-        integration_provider=integration.provider,
-        provider_config_key=request.provider_config_key,
-        connection_id=request.connection_id,
+    write = CredentialWrite(
         secret_value=credentials.model_dump(mode="json", exclude_none=True),
-        changes={
-            "credentials_type": credentials.type,
-            "expires_at": iso(getattr(credentials, "expires_at", None)),
-        },
+        changes={"credentials_type": credentials.type,
+                 "expires_at": iso(getattr(credentials, "expires_at", None))},
         metadata_json=metadata_json,
         connection_config=request.connection_config,
     )
+    return write_credentials(integration.provider, request.provider_config_key,
+                             request.connection_id, write)
 
 
-def write_credentials(*, integration_provider: str, provider_config_key: str, connection_id: str,
-                      secret_value: dict[str, Any], changes: dict[str, Any],
-                      metadata_json: str | None = None,
-                      connection_config: dict[str, str] | None = None,
-                      end_user: dict[str, Any] | None = None) -> dict[str, Any]:
+@dataclass
+class CredentialWrite:
+    """New credentials for a connection, with the non-secret fields written alongside them."""
+
+    secret_value: dict[str, Any]
+    changes: dict[str, Any]
+    metadata_json: str | None = None
+    connection_config: dict[str, Any] | None = None
+    end_user: dict[str, Any] | None = None
+
+
+def write_credentials(provider: str, provider_config_key: str, connection_id: str,
+                      write: CredentialWrite) -> dict[str, Any]:
     """Create the connection or replace its credentials; shared by import and the OAuth flow."""
     store, secrets = ConnectionStore(), SecretStore()
     owner = str(uuid.uuid4())
@@ -105,13 +111,10 @@ def write_credentials(*, integration_provider: str, provider_config_key: str, co
             time.sleep(0.1)
             continue
         if current is not None:
-            record = _replace(store, secrets, current, owner, secret_value, changes,
-                              metadata_json, connection_config, end_user)
-            return connection_view(record)
+            return connection_view(_replace(store, secrets, current, owner, write))
         try:
-            record = _create(store, secrets, integration_provider, provider_config_key,
-                             connection_id, secret_value, changes, metadata_json,
-                             connection_config, end_user)
+            record = _create(store, secrets, provider, (provider_config_key, connection_id),
+                             write)
         except Conflict as exc:
             if exc.code != "connection_exists":
                 raise
@@ -119,13 +122,13 @@ def write_credentials(*, integration_provider: str, provider_config_key: str, co
         return connection_view(record)
 
 
-def _create(store: ConnectionStore, secrets: SecretStore, provider: str, provider_config_key: str,
-            connection_id: str, secret_value: dict[str, Any], changes: dict[str, Any],
-            metadata_json: str | None, connection_config: dict[str, str] | None,
-            end_user: dict[str, Any] | None) -> ConnectionRecord:
+def _create(store: ConnectionStore, secrets: SecretStore, provider: str,
+            ids: tuple[str, str], write: CredentialWrite) -> ConnectionRecord:
+    provider_config_key, connection_id = ids
     now = iso(utc_now())
-    arn, version = secrets.create("connections", secret_value, {
+    arn, version = secrets.create("connections", write.secret_value, {
         "provider_config_key": provider_config_key, "connection_id": connection_id})
+    extra = {k: v for k, v in write.changes.items() if k not in ("credentials_type", "expires_at")}
     record = ConnectionRecord(
         provider_config_key=provider_config_key,
         connection_id=connection_id,
@@ -134,12 +137,12 @@ def _create(store: ConnectionStore, secrets: SecretStore, provider: str, provide
         updated_at=now,
         secret_arn=arn,
         secret_version=version,
-        credentials_type=changes["credentials_type"],
-        expires_at=changes.get("expires_at"),
-        metadata_json=metadata_json or "{}",
-        connection_config_json=json.dumps(connection_config or {}),
-        end_user_json=json.dumps(end_user) if end_user else None,
-        **{k: v for k, v in changes.items() if k not in ("credentials_type", "expires_at")},
+        credentials_type=write.changes["credentials_type"],
+        expires_at=write.changes.get("expires_at"),
+        metadata_json=write.metadata_json or "{}",
+        connection_config_json=json.dumps(write.connection_config or {}),
+        end_user_json=json.dumps(write.end_user) if write.end_user else None,
+        **extra,
     )
     try:
         store.insert(record)
@@ -152,24 +155,22 @@ def _create(store: ConnectionStore, secrets: SecretStore, provider: str, provide
 
 
 def _replace(store: ConnectionStore, secrets: SecretStore, current: ConnectionRecord, owner: str,
-             secret_value: dict[str, Any], changes: dict[str, Any], metadata_json: str | None,
-             connection_config: dict[str, str] | None,
-             end_user: dict[str, Any] | None) -> ConnectionRecord:
+             write: CredentialWrite) -> ConnectionRecord:
     try:
-        version = secrets.replace(current.secret_arn, secret_value)
+        version = secrets.replace(current.secret_arn, write.secret_value)
     except Exception:
         store.release_lease(current, owner)
         raise
-    update = {**changes, "secret_version": version, "updated_at": iso(utc_now()),
+    update = {**write.changes, "secret_version": version, "updated_at": iso(utc_now()),
               "credentials_status": "valid", "credentials_error": None,
               "refresh_failed_at": None, "refresh_blocked_until": None}
-    if metadata_json is not None:
-        update["metadata_json"] = metadata_json
+    if write.metadata_json is not None:
+        update["metadata_json"] = write.metadata_json
         update["revision"] = current.revision + 1
-    if connection_config is not None:
-        update["connection_config_json"] = json.dumps(connection_config)
-    if end_user is not None:
-        update["end_user_json"] = json.dumps(end_user)
+    if write.connection_config is not None:
+        update["connection_config_json"] = json.dumps(write.connection_config)
+    if write.end_user is not None:
+        update["end_user_json"] = json.dumps(write.end_user)
     try:
         record = store.commit_credentials(current, owner, update)
     except Exception:

@@ -9,7 +9,6 @@ can simply be called again.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from terapi.errors import InvalidRequest, StoreUnavailable
@@ -25,21 +24,22 @@ from terapi.services.views import integration_view
 from terapi.store.integrations import IntegrationRecord, IntegrationStore
 from terapi.store.secrets import SecretStore
 
-GENERIC_PROVIDERS = ("oauth2",)
+GENERIC_PROVIDERS = ("oauth2", "oauth2-cc")
 _GENERIC_FIELDS = ("authorization_url", "token_url", "api_base_url", "scope_separator", "pkce",
                    "token_auth_method")
 DELETE_TIME_RESERVE_MS = 5000
 
 
 def provider_for(integration: IntegrationRecord) -> Any:
-    """The catalog entry behind an integration."""
+    """The catalog entry behind an integration, with a generic provider's own settings applied."""
     from terapi.catalog import get_provider
 
     provider = get_provider(integration.provider)
     if provider is None:
         raise InvalidRequest(f"provider '{integration.provider}' is no longer in the catalog",
                              code="unknown_provider")
-    return provider
+    settings = json.loads(integration.settings_json)
+    return provider.model_copy(update=settings) if settings else provider
 
 
 def create_integration(request: CreateIntegrationRequest) -> dict[str, Any]:
@@ -51,13 +51,15 @@ def create_integration(request: CreateIntegrationRequest) -> dict[str, Any]:
                              "(see GET /providers)", code="unknown_provider")
     settings = {f: getattr(request, f) for f in _GENERIC_FIELDS if getattr(request, f) is not None}
     if request.provider in GENERIC_PROVIDERS:
-        for required in ("authorization_url", "token_url"):
+        needed = ("token_url",) if request.provider == "oauth2-cc" else ("authorization_url",
+                                                                           "token_url")
+        for required in needed:
             if required not in settings:
                 raise InvalidRequest(f"{required}: is required for the generic "
                                      f"'{request.provider}' provider")
     elif settings:
-        raise InvalidRequest(f"{next(iter(settings))}: only the generic 'oauth2' provider "
-                             "takes its own OAuth settings")
+        raise InvalidRequest(f"{next(iter(settings))}: only the generic providers "
+                             f"({', '.join(GENERIC_PROVIDERS)}) take their own OAuth settings")
     now = iso(utc_now())
     record = IntegrationRecord(
         provider_config_key=request.provider_config_key,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from terapi.settings import get_settings
 from terapi.store.connections import ConnectionRecord
 from terapi.store.integrations import IntegrationRecord
 
@@ -50,7 +49,6 @@ def integration_view(record: IntegrationRecord) -> dict[str, Any]:
         "oauth_client_id": record.oauth_client_id,
         "oauth_scopes": record.oauth_scopes,
         "has_oauth_client_secret": record.client_secret_arn is not None,
-        "callback_url": get_settings().callback_url,
     }
     view.update(json.loads(record.settings_json))
     return view

@@ -68,12 +68,21 @@ class SecretStore:
         )
 
     def delete(self, arn: str) -> None:
-        """Schedule deletion with the configured recovery window (0 deletes at once)."""
+        """Schedule deletion with the configured recovery window (0 deletes at once).
+
+        Idempotent: a secret that is already gone or already scheduled for deletion is left as
+        it is, so an interrupted deletion can be repeated.
+        """
         days = get_settings().secret_recovery_days
-        if days <= 0:
-            self._client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
-        else:
-            self._client.delete_secret(SecretId=arn, RecoveryWindowInDays=days)
+        options: dict[str, Any] = (
+            {"ForceDeleteWithoutRecovery": True} if days <= 0 else {"RecoveryWindowInDays": days})
+        try:
+            self._client.delete_secret(SecretId=arn, **options)
+        except self._client.exceptions.ResourceNotFoundException:
+            return
+        except self._client.exceptions.InvalidRequestException:
+            if "DeletedDate" not in self._client.describe_secret(SecretId=arn):
+                raise
 
     def undelete(self, arn: str) -> None:
         """Cancel a scheduled deletion (used to roll back a delete that could not complete)."""
