@@ -74,3 +74,31 @@ class StoreUnavailable(TerapiError):
 
     status = 503
     code = "service_unavailable"
+
+
+class CredentialsInvalid(TerapiError):
+    """The provider refused the connection's credentials for good; the user must reconnect."""
+
+    status = 424
+    code = "credentials_invalid"
+
+
+class RefreshFailed(TerapiError):
+    """The provider could not refresh the token right now (5xx, timeout); retried already."""
+
+    status = 502
+    code = "refresh_failed"
+
+
+class RefreshCoolingDown(TerapiError):
+    """A recent refresh failed, and the provider is not asked again until the cool-down ends."""
+
+    status = 503
+    code = "refresh_cooling_down"
+
+
+class RefreshInProgress(TerapiError):
+    """Another request is refreshing this connection and did not finish within the wait."""
+
+    status = 503
+    code = "refresh_in_progress"

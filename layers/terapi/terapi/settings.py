@@ -21,6 +21,10 @@ class Settings:
     public_url: str
     secret_recovery_days: int
     metadata_max_bytes: int
+    refresh_lease_seconds: float
+    refresh_wait_seconds: float
+    refresh_cooldown_seconds: int
+    refresh_attempts: int
 
 
 @cache
@@ -34,4 +38,8 @@ def get_settings() -> Settings:
         public_url=env.get("TERAPI_PUBLIC_URL", ""),
         secret_recovery_days=int(env.get("TERAPI_SECRET_RECOVERY_DAYS", "7")),
         metadata_max_bytes=int(env.get("TERAPI_METADATA_MAX_BYTES", "16384")),
+        refresh_lease_seconds=float(env.get("TERAPI_REFRESH_LEASE_SECONDS", "45")),
+        refresh_wait_seconds=float(env.get("TERAPI_REFRESH_WAIT_SECONDS", "10")),
+        refresh_cooldown_seconds=int(env.get("TERAPI_REFRESH_COOLDOWN_SECONDS", "300")),
+        refresh_attempts=int(env.get("TERAPI_REFRESH_ATTEMPTS", "3")),
     )

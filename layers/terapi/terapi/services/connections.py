@@ -94,7 +94,15 @@ class CredentialWrite:
 
 def write_credentials(provider: str, provider_config_key: str, connection_id: str,
                       write: CredentialWrite) -> dict[str, Any]:
-    """Create the connection or replace its credentials; shared by import and the OAuth flow."""
+    """Create the connection or replace its credentials; shared by import and the OAuth flow.
+
+    Refreshable OAuth 2.0 credentials are put on the scheduled refresher's index here, so every
+    way of writing credentials keeps that index right.
+    """
+    from terapi.services.tokens import margin_seconds, refresh_schedule
+
+    write.changes = {**write.changes, **refresh_schedule(
+        provider_config_key, connection_id, write.secret_value, margin_seconds(provider))}
     store, secrets = ConnectionStore(), SecretStore()
     owner = str(uuid.uuid4())
     deadline = time.monotonic() + LEASE_WAIT_SECONDS

@@ -181,9 +181,12 @@ class ConnectionStore:
             raise
 
     def acquire_lease(self, provider_config_key: str, connection_id: str, owner: str,
-                      seconds: int) -> ConnectionRecord:
-        """Take the credentials lease; raise `LeaseHeld` or `ConnectionNotFound` if we cannot."""
-        now = int(time.time())
+                      seconds: float) -> ConnectionRecord:
+        """Take the credentials lease; raise `LeaseHeld` or `ConnectionNotFound` if we cannot.
+
+        `lease_until` is in epoch milliseconds, so short leases (tests, retries) stay precise.
+        """
+        now = int(time.time() * 1000)
         try:
             reply = self._db.update_item(
                 TableName=self._table,
@@ -192,7 +195,7 @@ class ConnectionStore:
                 ConditionExpression="attribute_exists(pk) AND "
                                     "(attribute_not_exists(lease_until) OR lease_until < :now)",
                 ExpressionAttributeValues={":owner": {"S": owner},
-                                           ":until": {"N": str(now + seconds)},
+                                           ":until": {"N": str(now + int(seconds * 1000))},
                                            ":now": {"N": str(now)}},
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
