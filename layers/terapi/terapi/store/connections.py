@@ -203,12 +203,12 @@ class ConnectionStore:
         except Exception as exc:
             if not is_condition_failure(exc):
                 raise
+            # With ALL_OLD, a refused write returns the item when it exists: no item means
+            # there is no connection, and no second read is needed to tell the two apart.
             old = getattr(exc, "response", {}).get("Item")
-            current = ConnectionRecord.from_item(old) if old else self.find(
-                provider_config_key, connection_id)
-            if current is None:
+            if not old:
                 raise not_found(provider_config_key, connection_id) from exc
-            raise LeaseHeld(current) from exc
+            raise LeaseHeld(ConnectionRecord.from_item(old)) from exc
         return ConnectionRecord.from_item(reply["Attributes"])
 
     def commit_credentials(self, record: ConnectionRecord, owner: str,

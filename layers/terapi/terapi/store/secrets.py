@@ -46,7 +46,7 @@ class SecretStore:
         return reply["ARN"], version_id
 
     def read(self, arn: str) -> dict[str, Any]:
-        """Read the current value of a secret."""
+        """Read the current (AWSCURRENT) value of a secret."""
         reply = self._client.get_secret_value(SecretId=arn)
         return json.loads(reply["SecretString"])
 
