@@ -39,6 +39,7 @@ from terapi.observability import logger
 from terapi.settings import get_settings
 from terapi.store.connections import ConnectionRecord, ConnectionStore, LeaseHeld
 from terapi.store.secrets import SecretStore
+from terapi.webhooks import publish_auth
 
 REFRESH_SHARDS = 4
 DEFAULT_MARGIN_SECONDS = 300
@@ -161,6 +162,12 @@ def refresh(record: ConnectionRecord, *, force: bool) -> tuple[ConnectionRecord,
         if leased.credentials_version != seen_version:
             store.release_lease(leased, owner)
             return leased, cached_secret(leased)
+        # A refresh that failed while we waited for the lease bumps no version: judge the state
+        # the lease came back with, so a failed connection is not sent to the provider again.
+        if not force and (leased.credentials_status == "invalid" or is_cooling_down(leased)):
+            store.release_lease(leased, owner)
+            _raise_unless_retryable(leased, force=False)
+            return leased, cached_secret(leased)
         return _refresh_as_holder(store, leased, owner)
 
 
@@ -191,11 +198,16 @@ def _refresh_as_holder(store: ConnectionStore, leased: ConnectionRecord,
     from terapi.oauth2 import TokenError
 
     secrets = SecretStore()
+    current: dict[str, Any] | None = None
     try:
         current = secrets.read(leased.secret_arn)
         grant = _grant_for(leased, current)
         tokens = _request_with_retries(grant)
     except TokenError as exc:
+        latest = _rotated_meanwhile(secrets, leased, current)
+        if latest is not None:
+            store.release_lease(leased, owner)
+            return leased, latest
         raise _record_failure(store, leased, owner, exc) from None
     except BaseException:
         store.release_lease(leased, owner)
@@ -204,6 +216,25 @@ def _refresh_as_holder(store: ConnectionStore, leased: ConnectionRecord,
     version = secrets.replace(leased.secret_arn, value)
     return _commit_refresh(store, leased, owner, value, version=version,
                            connection_config=tokens.connection_config)
+
+
+def _rotated_meanwhile(secrets: SecretStore, leased: ConnectionRecord,
+                       used: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newer credentials another holder stored while our refresh ran, if any.
+
+    Our lease can expire while the provider is slow, and another caller may then refresh: our
+    request, made with the refresh token it just rotated, fails. That failure says nothing
+    about the connection, so it must not mark the credentials invalid.
+    """
+    if used is None:
+        return None
+    latest = secrets.read(leased.secret_arn)
+    if latest.get("refresh_token") != used.get("refresh_token") or (
+            latest.get("access_token") != used.get("access_token")):
+        logger.info("refresh superseded by another holder",
+                    provider_config_key=leased.provider_config_key)
+        return latest
+    return None
 
 
 def _commit_refresh(store: ConnectionStore, leased: ConnectionRecord, owner: str,
@@ -234,6 +265,8 @@ def _commit_refresh(store: ConnectionStore, leased: ConnectionRecord, owner: str
     logger.info("token refreshed", provider_config_key=leased.provider_config_key,
                 recovered=leased.refresh_failed_at is not None)
     _emit_refresh_metric("TokenRefreshed")
+    if leased.refresh_failed_at is not None:
+        publish_auth(committed, "refresh")
     return committed, value
 
 
@@ -328,6 +361,7 @@ def _record_failure(store: ConnectionStore, leased: ConnectionRecord, owner: str
     logger.warning("token refresh failed", provider_config_key=leased.provider_config_key,
                    error=exc.error, status=exc.status, permanent=exc.permanent)
     _emit_refresh_metric("TokenRefreshFailed")
+    publish_auth(leased, "refresh", error=(exc.error, exc.description or exc.error))
     if exc.permanent:
         return CredentialsInvalid(f"the provider refused the credentials ({reason}); the end "
                                   "user must reconnect")
