@@ -27,6 +27,7 @@ from terapi.models import (
     utc_now,
 )
 from terapi.observability import logger
+from terapi.services import verification
 from terapi.services.integrations import provider_for
 from terapi.services.views import connection_view
 from terapi.settings import get_settings
@@ -58,10 +59,16 @@ def import_connection(request: CreateConnectionRequest) -> dict[str, Any]:
     """
     integration = IntegrationStore().get(request.provider_config_key)
     provider = provider_for(integration)
-    if request.credentials is None:
+    payload, secret_extra = request.credentials, {}
+    config = dict(request.connection_config or {})
+    if provider.auth_mode == "oauth2_cc" and verification.wants_client_credentials(payload):
+        tokens, secret_extra = verification.fetch_client_credentials(integration, provider,
+                                                                     payload, config)
+        payload, config = tokens.to_secret(), {**config, **tokens.connection_config}
+    if payload is None:
         raise InvalidRequest("credentials: is required")
     try:
-        credentials = parse_credentials(request.credentials,
+        credentials = parse_credentials(payload,
                                         _DEFAULT_CREDENTIAL_TYPE.get(provider.auth_mode, "custom"))
     except ValidationError as exc:
         from terapi.api import validation_message
@@ -70,12 +77,13 @@ def import_connection(request: CreateConnectionRequest) -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidRequest(f"credentials.{exc}") from exc
     metadata_json = encode_metadata(request.metadata) if request.metadata is not None else None
+    verification.verify_credentials(provider, credentials, config)
     write = CredentialWrite(
-        secret_value=credentials.model_dump(mode="json", exclude_none=True),
+        secret_value={**credentials.model_dump(mode="json", exclude_none=True), **secret_extra},
         changes={"credentials_type": credentials.type,
                  "expires_at": iso(getattr(credentials, "expires_at", None))},
         metadata_json=metadata_json,
-        connection_config=request.connection_config,
+        connection_config=config or request.connection_config,
     )
     return write_credentials(integration.provider, request.provider_config_key,
                              request.connection_id, write)
@@ -214,7 +222,11 @@ def delete_connection(provider_config_key: str, connection_id: str) -> None:
     """Delete a connection and schedule its secret's deletion; a failure restores the secret."""
     store, secrets = ConnectionStore(), SecretStore()
     record = store.get(provider_config_key, connection_id)
+    # Read before the secret is scheduled for deletion; revoke only once the delete succeeded,
+    # so a failed delete never leaves a live connection holding a revoked token.
+    revocation = verification.prepare_revocation(record)
     remove_connection(store, secrets, record)
+    verification.revoke(revocation)
 
 
 def remove_connection(store: ConnectionStore, secrets: SecretStore,
