@@ -25,6 +25,11 @@ class Settings:
     refresh_wait_seconds: float
     refresh_cooldown_seconds: int
     refresh_attempts: int
+    webhook_queue_url: str = ""
+    webhook_signing_key_arn: str = ""
+    webhook_timeout_seconds: float = 8.0
+    webhook_retry_base_seconds: int = 30
+    allow_loopback_webhooks: bool = False
 
 
 @cache
@@ -42,4 +47,9 @@ def get_settings() -> Settings:
         refresh_wait_seconds=float(env.get("TERAPI_REFRESH_WAIT_SECONDS", "10")),
         refresh_cooldown_seconds=int(env.get("TERAPI_REFRESH_COOLDOWN_SECONDS", "300")),
         refresh_attempts=int(env.get("TERAPI_REFRESH_ATTEMPTS", "3")),
+        webhook_queue_url=env.get("TERAPI_WEBHOOK_QUEUE_URL", ""),
+        webhook_signing_key_arn=env.get("TERAPI_WEBHOOK_SIGNING_KEY_ARN", ""),
+        webhook_timeout_seconds=float(env.get("TERAPI_WEBHOOK_TIMEOUT_SECONDS", "8")),
+        webhook_retry_base_seconds=int(env.get("TERAPI_WEBHOOK_RETRY_BASE_SECONDS", "30")),
+        allow_loopback_webhooks=env.get("TERAPI_ALLOW_LOOPBACK_WEBHOOKS", "").lower() == "true",
     )

@@ -34,6 +34,7 @@ from terapi.settings import get_settings
 from terapi.store.connections import ConnectionRecord, ConnectionStore, LeaseHeld
 from terapi.store.integrations import IntegrationStore
 from terapi.store.secrets import SecretStore
+from terapi.webhooks import publish_auth
 
 LEASE_SECONDS = 30
 LEASE_WAIT_SECONDS = 5.0
@@ -167,6 +168,7 @@ def _create(store: ConnectionStore, secrets: SecretStore, provider: str,
             logger.error("secret left behind by a failed create", secret_arn=arn)
         raise
     logger.info("connection created", provider_config_key=provider_config_key)
+    publish_auth(record, "creation")
     return record
 
 
@@ -194,6 +196,7 @@ def _replace(store: ConnectionStore, secrets: SecretStore, current: ConnectionRe
         store.release_lease(current, owner)
         raise
     logger.info("connection credentials replaced", provider_config_key=current.provider_config_key)
+    publish_auth(record, "override")
     return record
 
 
@@ -243,6 +246,7 @@ def remove_connection(store: ConnectionStore, secrets: SecretStore,
                          secret_arn=record.secret_arn, error_type=type(exc).__name__)
         raise
     logger.info("connection deleted", provider_config_key=record.provider_config_key)
+    publish_auth(record, "deletion")
 
 
 def update_metadata(provider_config_key: str, connection_id: str, metadata: Any, *,

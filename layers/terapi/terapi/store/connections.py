@@ -57,6 +57,7 @@ class ConnectionRecord:
     refresh_blocked_until: int | None = None
     refresh_shard: str | None = None
     refresh_due_at: int | None = None
+    webhook_url: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> ConnectionRecord:

@@ -1,0 +1,84 @@
+"""A webhook receiver on 127.0.0.1 for tests: records every delivery, fails on demand."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Delivery:
+    """One POST the receiver got: its headers (lower-case names), body and the status sent."""
+
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+class WebhookReceiver:
+    """Answers 200 unless told otherwise: `fail_next(n)` queues failures, `always` sets a status."""
+
+    def __init__(self, always: int = 200) -> None:
+        self.always = always
+        self.lock = threading.Lock()
+        self.deliveries: list[Delivery] = []
+        self._planned: deque[int] = deque()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL to configure as a webhook target."""
+        assert self._httpd is not None, "start() the receiver first"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/hooks"
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        """Answer the next `count` deliveries with `status`."""
+        with self.lock:
+            self._planned.extend([status] * count)
+
+    def accepted(self) -> list[Delivery]:
+        """The deliveries answered with a 2xx."""
+        with self.lock:
+            return [d for d in self.deliveries if 200 <= d.status < 300]
+
+    def _answer(self, headers: dict[str, str], body: bytes) -> int:
+        with self.lock:
+            status = self._planned.popleft() if self._planned else self.always
+            self.deliveries.append(Delivery(headers, body, status))
+        return status
+
+    def start(self) -> WebhookReceiver:
+        """Listen on an ephemeral port, serving from a daemon thread."""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status = receiver._answer(headers, body)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
