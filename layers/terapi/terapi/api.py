@@ -88,8 +88,8 @@ def create_resolver() -> APIGatewayHttpResolver:
 
 
 def _is_aws_failure(exc: Exception) -> bool:
-    module = type(exc).__module__
-    return module.startswith("botocore") or module.startswith("urllib3")
+    # botocore wraps its own transport errors, so a bare urllib3 error is a provider call's.
+    return type(exc).__module__.startswith("botocore")
 
 
 def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, *,
