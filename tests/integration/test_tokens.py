@@ -285,3 +285,23 @@ def test_other_credential_types_come_back_in_their_shape(
     status, body = token(api, "typed")
 
     assert (status, body) == (200, expected)
+
+
+def test_client_credentials_connections_renew_with_the_same_grant(
+        api: ApiClient, provider: OAuthServer, settings_env: Any) -> None:
+    status, body, _ = api.request("POST", "/integration", json={
+        "provider_config_key": "machine", "provider": "oauth2-cc",
+        "oauth_client_id": provider.client_id, "oauth_client_secret": provider.client_secret,
+        "oauth_scopes": "read,write", "token_url": provider.url("/token")})
+    assert status == 200, body
+    created, connection, _ = api.request("POST", "/connection", json={
+        "connection_id": "svc", "provider_config_key": "machine"})
+    first = api.request("GET", "/auth/token/machine/svc")[1]
+
+    status, renewed, _ = api.request("GET", "/auth/token/machine/svc?force_refresh=true")
+
+    assert created == 200 and connection["credentials"]["type"] == "oauth2"
+    assert status == 200 and renewed["access_token"] != first["access_token"]
+    forms = [request.form for request in provider.token_requests]
+    assert [f["grant_type"] for f in forms] == ["client_credentials", "client_credentials"]
+    assert forms[1]["scope"] == forms[0]["scope"] and "read" in forms[1]["scope"]

@@ -282,35 +282,34 @@ class Grant:
 
 
 def _grant_for(record: ConnectionRecord, current: dict[str, Any]) -> Grant:
-    """Build the token request that renews these credentials (refresh or client credentials)."""
+    """Build the token request that renews these credentials (refresh or client credentials).
+
+    The client and scopes are built exactly as the OAuth flow builds them (verification.py),
+    so a refresh presents itself to the provider the way the first token request did.
+    """
     import json
 
-    from terapi.catalog import render_template
-    from terapi.oauth2 import OAuthClient, TokenError
-    from terapi.services.integrations import client_secret, provider_for
+    from terapi.oauth2 import TokenError
+    from terapi.services.integrations import provider_for
+    from terapi.services.verification import oauth_client_for, render, requested_scopes
     from terapi.store.integrations import IntegrationStore
 
     integration = IntegrationStore().get(record.provider_config_key)
     provider = provider_for(integration)
     config = json.loads(record.connection_config_json)
-    client = OAuthClient(
-        client_id=current.get("client_id") or integration.oauth_client_id or "",
-        client_secret=current.get("client_secret") or client_secret(integration),
-        auth_method=provider.token_auth_method,
-        request_format=provider.token_request_format,
-        extra_params=dict(provider.token_params),
-    )
+    client = oauth_client_for(integration, provider, config, client_id=current.get("client_id"),
+                              secret=current.get("client_secret"))
     if provider.auth_mode == "oauth2_cc":
-        scopes = integration.oauth_scopes.split(",") if integration.oauth_scopes else []
         params = {"grant_type": "client_credentials"}
+        scopes = requested_scopes(integration, provider)
         if scopes:
-            params[provider.scope_param] = provider.scope_separator.join(scopes)
+            params["scope"] = scopes
     elif current.get("refresh_token"):
         params = {"grant_type": "refresh_token", "refresh_token": current["refresh_token"]}
     else:
         raise TokenError("no_refresh_token", "the access token expired and there is no refresh "
                          "token; the end user must reconnect", permanent=True, status=None)
-    url = render_template(provider.refresh_url or provider.token_url or "", config)
+    url = render(provider.refresh_url or provider.token_url or "", config, "token_url")
     return Grant(url, client, params, provider.token_response_path,
                  dict(provider.connection_config_from_token))
 
