@@ -12,15 +12,16 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from terapi.api import create_resolver, flag, handle, json_reply
 from terapi.errors import InvalidRequest
+from terapi.lazy import lazy_module
 from terapi.observability import logger, metrics, tracer
-from terapi.services import tokens
+
+tokens = lazy_module("terapi.services.tokens")
 
 app = create_resolver()
 PREFIX = "/auth/token/"
 
 
 @app.get("/auth/token/.+")
-@tracer.capture_method(capture_response=False)
 def get_token() -> Response:
     """The connection's credentials, refreshed first when they expire within the margin."""
     provider_config_key, _, connection_id = app.current_event.path[len(PREFIX):].partition("/")

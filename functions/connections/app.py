@@ -22,9 +22,11 @@ from terapi.api import (
     path_remainder,
     query,
 )
-from terapi.models import CreateConnectionRequest
+from terapi.lazy import lazy_module
 from terapi.observability import logger, tracer
-from terapi.services import connections
+
+connections = lazy_module("terapi.services.connections")
+models = lazy_module("terapi.models")
 
 app = create_resolver()
 PREFIX = "/connection/"
@@ -32,15 +34,13 @@ METADATA = "/metadata"
 
 
 @app.post("/connection")
-@tracer.capture_method(capture_response=False)
 def create_connection() -> Response:
     """Import credentials as a new connection, or replace an existing connection's."""
-    request = parse_body(app, CreateConnectionRequest)
+    request = parse_body(app, models.CreateConnectionRequest)
     return json_reply(connections.import_connection(request))
 
 
 @app.get("/connection")
-@tracer.capture_method(capture_response=False)
 def list_connections() -> Response:
     """One page of connections, optionally filtered by integration and connection id."""
     page = connections.list_connections(
@@ -50,7 +50,6 @@ def list_connections() -> Response:
 
 
 @app.route("/connection/.+/metadata", method=["PATCH", "PUT"])
-@tracer.capture_method(capture_response=False)
 def update_metadata() -> Response:
     """PATCH merges the given keys into the metadata; PUT replaces it."""
     connection_id = path_remainder(app, PREFIX, METADATA)
@@ -61,7 +60,6 @@ def update_metadata() -> Response:
 
 
 @app.get("/connection/.+")
-@tracer.capture_method(capture_response=False)
 def get_connection() -> Response:
     """One connection, with credential status but no credential values."""
     reply = connections.get_connection(query(app, "provider_config_key", required=True),
@@ -70,7 +68,6 @@ def get_connection() -> Response:
 
 
 @app.delete("/connection/.+")
-@tracer.capture_method(capture_response=False)
 def delete_connection() -> Response:
     """Delete a connection and its stored credentials."""
     connections.delete_connection(query(app, "provider_config_key", required=True),

@@ -18,23 +18,23 @@ from terapi.api import (
     query,
 )
 from terapi.errors import NotFound
-from terapi.models import CreateIntegrationRequest, UpdateIntegrationRequest
+from terapi.lazy import lazy_module
 from terapi.observability import logger, tracer
-from terapi.services import integrations
+
+integrations = lazy_module("terapi.services.integrations")
+models = lazy_module("terapi.models")
 
 app = create_resolver()
 
 
 @app.post("/integration")
-@tracer.capture_method(capture_response=False)
 def create_integration() -> Response:
     """Configure a catalog provider for this deployment."""
-    reply = integrations.create_integration(parse_body(app, CreateIntegrationRequest))
+    reply = integrations.create_integration(parse_body(app, models.CreateIntegrationRequest))
     return json_reply({**reply, "callback_url": callback_url(app)})
 
 
 @app.get("/integration")
-@tracer.capture_method(capture_response=False)
 def list_integrations() -> Response:
     """One page of integrations."""
     page = integrations.list_integrations(page_limit(app), query(app, "cursor"))
@@ -44,7 +44,6 @@ def list_integrations() -> Response:
 
 
 @app.get("/integration/<provider_config_key>")
-@tracer.capture_method(capture_response=False)
 def get_integration(provider_config_key: str) -> Response:
     """One integration, with the callback URL its provider must be configured with."""
     reply = integrations.get_integration(provider_config_key)
@@ -52,16 +51,14 @@ def get_integration(provider_config_key: str) -> Response:
 
 
 @app.patch("/integration/<provider_config_key>")
-@tracer.capture_method(capture_response=False)
 def update_integration(provider_config_key: str) -> Response:
     """Change the OAuth client id, secret or scopes."""
-    request = parse_body(app, UpdateIntegrationRequest)
+    request = parse_body(app, models.UpdateIntegrationRequest)
     reply = integrations.update_integration(provider_config_key, request)
     return json_reply({**reply, "callback_url": callback_url(app)})
 
 
 @app.delete("/integration/<provider_config_key>")
-@tracer.capture_method(capture_response=False)
 def delete_integration(provider_config_key: str) -> Response:
     """Delete an integration with all its connections and secrets."""
     remaining = app.lambda_context.get_remaining_time_in_millis if app.lambda_context else None
@@ -70,7 +67,6 @@ def delete_integration(provider_config_key: str) -> Response:
 
 
 @app.get("/providers")
-@tracer.capture_method(capture_response=False)
 def list_providers() -> Response:
     """Every provider in the catalog."""
     from terapi.catalog import list_providers as catalog
@@ -79,7 +75,6 @@ def list_providers() -> Response:
 
 
 @app.get("/providers/<name>")
-@tracer.capture_method(capture_response=False)
 def get_provider(name: str) -> Response:
     """One catalog provider."""
     from terapi.catalog import get_provider as lookup

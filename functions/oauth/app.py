@@ -12,7 +12,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from terapi import oauth_pages
 from terapi.api import (
     callback_url,
     create_resolver,
@@ -21,15 +20,17 @@ from terapi.api import (
     parse_body,
     public_base_url,
 )
+from terapi.lazy import lazy_module
 from terapi.observability import logger, tracer
-from terapi.services import connect
+
+connect = lazy_module("terapi.services.connect")
+oauth_pages = lazy_module("terapi.oauth_pages")
 
 app = create_resolver()
 PUBLIC_PATHS = ("/oauth/",)
 
 
 @app.post("/connect/sessions")
-@tracer.capture_method(capture_response=False)
 def create_connect_session() -> Response:
     """Open a connect session for one end user; the token is shown once."""
     request = parse_body(app, connect.CreateConnectSessionRequest)
@@ -37,7 +38,6 @@ def create_connect_session() -> Response:
 
 
 @app.get("/oauth/connect/<provider_config_key>")
-@tracer.capture_method(capture_response=False)
 def start_authorization(provider_config_key: str) -> Response:
     """Redirect the end user's browser to the provider's consent screen."""
     event = app.current_event
@@ -51,7 +51,6 @@ def start_authorization(provider_config_key: str) -> Response:
 
 
 @app.get("/oauth/callback")
-@tracer.capture_method(capture_response=False)
 def complete_authorization() -> Response:
     """Exchange the provider's code, store the connection and report the outcome."""
     event = app.current_event

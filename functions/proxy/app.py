@@ -12,8 +12,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from terapi.api import create_resolver, handle, raw_body
+from terapi.lazy import lazy_module
 from terapi.observability import logger, metrics, tracer
-from terapi.services import proxy
+
+proxy = lazy_module("terapi.services.proxy")
 
 app = create_resolver()
 PREFIX = "/proxy"
@@ -21,7 +23,6 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 @app.route(f"{PREFIX}(/.*)?", method=METHODS)
-@tracer.capture_method(capture_response=False)
 def forward() -> Response:
     """Forward the request to the provider and return its status, headers and body unchanged."""
     event = app.current_event

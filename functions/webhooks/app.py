@@ -19,14 +19,12 @@ app = create_resolver()
 
 
 @app.get("/webhooks/settings")
-@tracer.capture_method(capture_response=False)
 def get_settings() -> Response:
     """The webhook URLs and the signing key's rotation state (never the key)."""
     return json_reply(config.get_webhook_settings())
 
 
 @app.put("/webhooks/settings")
-@tracer.capture_method(capture_response=False)
 def put_settings() -> Response:
     """Replace the primary and secondary URLs."""
     request = parse_body(app, config.WebhookSettingsRequest)
@@ -34,14 +32,12 @@ def put_settings() -> Response:
 
 
 @app.post("/webhooks/signing-key/rotate")
-@tracer.capture_method(capture_response=False)
 def rotate_signing_key() -> Response:
     """Make a new signing key current and return it, once; the old one signs for 24 hours."""
     return json_reply(config.rotate_signing_key())
 
 
 @app.get("/webhooks/connections")
-@tracer.capture_method(capture_response=False)
 def get_connection_webhook() -> Response:
     """One connection's webhook override."""
     reply = config.get_connection_webhook(query(app, "provider_config_key", required=True),
@@ -50,7 +46,6 @@ def get_connection_webhook() -> Response:
 
 
 @app.put("/webhooks/connections")
-@tracer.capture_method(capture_response=False)
 def put_connection_webhook() -> Response:
     """Set or remove one connection's webhook override."""
     request = parse_body(app, config.ConnectionWebhookRequest)

@@ -21,6 +21,34 @@ PASSWORD = "password-LEAKCHECK-4"
 CUSTOM_SECRET = "custom-LEAKCHECK-5"
 
 
+class LineCapture(logging.Handler):
+    """Every line the `terapi` logger emits, formatted exactly as Powertools writes it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def terapi_log() -> Iterator[LineCapture]:
+    """Capture the application's log lines whatever stream Powertools bound at import.
+
+    Powertools keeps the stdout it saw when first imported, so capturing file descriptors
+    alone would miss its lines whenever another test imported it first.
+    """
+    from terapi.observability import logger
+
+    capture = LineCapture()
+    capture.setFormatter(logger.registered_formatter)
+    underlying = logging.getLogger(logger.name)
+    underlying.addHandler(capture)
+    yield capture
+    underlying.removeHandler(capture)
+
+
 @pytest.fixture
 def provider() -> Iterator[OAuthServer]:
     with OAuthServer(client_secret=CLIENT_SECRET) as server:
@@ -71,6 +99,7 @@ def exercise_every_endpoint(api: ApiClient, provider: OAuthServer) -> tuple[list
 
 
 def test_no_secret_in_replies_or_logs(api: ApiClient, provider: OAuthServer,
+                                      terapi_log: LineCapture,
                                       capfd: pytest.CaptureFixture[str],
                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -78,16 +107,16 @@ def test_no_secret_in_replies_or_logs(api: ApiClient, provider: OAuthServer,
     replies, secrets = exercise_every_endpoint(api, provider)
     out, err = capfd.readouterr()
     records = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records]
-    logged = out + err + "\n".join(records)
+    logged = "\n".join([out, err, *records, *terapi_log.lines])
 
-    assert "connection created" in logged, "the log capture saw nothing"
+    assert "connection created" in "\n".join(terapi_log.lines), "the log capture saw nothing"
     for secret in secrets:
         assert not [r for r in replies if secret in r], "a reply carries a secret"
         assert secret not in logged, "a log line carries a secret"
 
 
 def test_refresh_logs_no_token(api: ApiClient, provider: OAuthServer,
-                               capfd: pytest.CaptureFixture[str]) -> None:
+                               terapi_log: LineCapture, capfd: pytest.CaptureFixture[str]) -> None:
     issued = provider.issue_tokens()
     api.request("POST", "/integration", json={
         "provider_config_key": "inhouse", "provider": "oauth2",
@@ -102,7 +131,8 @@ def test_refresh_logs_no_token(api: ApiClient, provider: OAuthServer,
 
     status, reply, _ = api.request("GET", "/auth/token/inhouse/o")
     out, err = capfd.readouterr()
+    logged = "\n".join([out, err, *terapi_log.lines])
 
-    assert status == 200 and reply["access_token"] not in out + err
-    assert "token refreshed" in out + err
-    assert issued["refresh_token"] not in out + err and CLIENT_SECRET not in out + err
+    assert status == 200 and reply["access_token"] not in logged
+    assert "token refreshed" in logged and "token refresh attempt failed" in logged
+    assert issued["refresh_token"] not in logged and CLIENT_SECRET not in logged

@@ -65,13 +65,13 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 class _Strict(BaseModel):
     """Request bodies: unknown fields are refused so a typo is an error, not a silent no-op."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
 
 class OAuth2Credentials(BaseModel):
     """An OAuth 2.0 token set; `expires_in` is converted to `expires_at` on import."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     type: Literal["oauth2"] = "oauth2"
     access_token: NonEmpty
@@ -96,7 +96,7 @@ class OAuth2Credentials(BaseModel):
 class OAuth1Credentials(BaseModel):
     """An OAuth 1.0a access token and its secret."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     type: Literal["oauth1"] = "oauth1"
     oauth_token: NonEmpty
@@ -107,7 +107,7 @@ class OAuth1Credentials(BaseModel):
 class ApiKeyCredentials(BaseModel):
     """A static API key."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     type: Literal["api_key"] = "api_key"
     api_key: NonEmpty
@@ -116,7 +116,7 @@ class ApiKeyCredentials(BaseModel):
 class BasicCredentials(BaseModel):
     """A username and an optional password, sent as HTTP basic auth."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     type: Literal["basic"] = "basic"
     username: NonEmpty
@@ -126,7 +126,7 @@ class BasicCredentials(BaseModel):
 class CustomCredentials(BaseModel):
     """Any object the application wants kept secret; Terapi stores it verbatim."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     type: Literal["custom"] = "custom"
     values: dict[str, Any]

@@ -79,7 +79,7 @@ def _check_url(value: str | None, *, origin_only: bool) -> str | None:
 class EndUser(BaseModel):
     """The person connecting, as the application knows them; stored on the connection."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
     id: ShortText
     email: Annotated[str, StringConstraints(max_length=320)] | None = None
@@ -94,7 +94,7 @@ class CreateConnectSessionRequest(BaseModel):
     holds a credential).
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
     connection_id: ConnectionId | None = None
     end_user: EndUser | None = None

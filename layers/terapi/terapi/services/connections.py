@@ -74,9 +74,9 @@ def import_connection(request: CreateConnectionRequest) -> dict[str, Any]:
     except ValidationError as exc:
         from terapi.api import validation_message
 
-        raise InvalidRequest(validation_message(exc, "credentials")) from exc
+        raise InvalidRequest(validation_message(exc, "credentials")) from None
     except ValueError as exc:
-        raise InvalidRequest(f"credentials.{exc}") from exc
+        raise InvalidRequest(f"credentials.{exc}") from None
     metadata_json = encode_metadata(request.metadata) if request.metadata is not None else None
     verification.verify_credentials(provider, credentials, config)
     write = CredentialWrite(

@@ -41,7 +41,7 @@ WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=URL_MAX)]
 class WebhookSettingsRequest(BaseModel):
     """`PUT /webhooks/settings`: both URLs; an absent or null URL is removed."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
     primary_url: WebhookUrl | None = None
     secondary_url: WebhookUrl | None = None
@@ -50,7 +50,7 @@ class WebhookSettingsRequest(BaseModel):
 class ConnectionWebhookRequest(BaseModel):
     """`PUT /webhooks/connections`: one connection's override; null removes it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
     provider_config_key: ProviderConfigKey
     connection_id: ConnectionId
