@@ -95,6 +95,9 @@ def _point_boto_at(endpoint: str) -> None:
         local = "127.0.0.1,localhost"
         os.environ[name] = f"{os.environ[name]},{local}" if os.environ.get(name) else local
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Terapi")
+    # Local receivers (http://localhost:...) are how webhooks are tried out on a laptop; a
+    # deployed stack never sets this, so it accepts https receivers only.
+    os.environ.setdefault("TERAPI_ALLOW_LOOPBACK_WEBHOOKS", "true")
 
 
 def _forget_cached_configuration() -> None:

@@ -188,6 +188,25 @@ def test_reconnecting_an_existing_connection_replaces_its_tokens(flow: Flow) -> 
     assert stored_secret("same")["access_token"] not in (first, None)
 
 
+def test_a_session_webhook_url_becomes_the_connections_override(flow: Flow) -> None:
+    params = flow.start(connection_id="hooked", webhook_url="https://tenant-7.example.com/hooks")
+
+    status, _, _ = flow.callback(params, as_json=True)
+    _, override, _ = flow.api.request(
+        "GET", f"/webhooks/connections?provider_config_key={KEY}&connection_id=hooked")
+
+    assert status == 200
+    assert override["webhook_url"] == "https://tenant-7.example.com/hooks"
+
+
+def test_a_session_webhook_url_must_be_https(flow: Flow) -> None:
+    status, reply, _ = flow.api.request("POST", "/connect/sessions", json={
+        "allowed_integrations": [KEY], "webhook_url": "http://tenant-7.example.com/hooks"})
+
+    assert status == 400 and reply["error"] == "invalid_webhook_url"
+    assert reply["message"].startswith("webhook_url")
+
+
 def test_success_url_gets_a_redirect_with_the_connection_id(flow: Flow) -> None:
     params = flow.start(connection_id="c1", success_url="https://app.example.com/done?x=1")
 

@@ -104,6 +104,7 @@ class CreateConnectSessionRequest(BaseModel):
     success_url: str | None = None
     error_url: str | None = None
     origin: str | None = None
+    webhook_url: str | None = None
     ttl_seconds: int = Field(default=DEFAULT_SESSION_TTL, ge=60, le=86400)
 
     @field_validator("success_url", "error_url")
@@ -115,6 +116,13 @@ class CreateConnectSessionRequest(BaseModel):
     @classmethod
     def _origin(cls, value: str | None) -> str | None:
         return _check_url(value, origin_only=True)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        from terapi.webhooks.config import validate_webhook_url
+
+        return validate_webhook_url(value) if value is not None else None
 
 
 class IntegrationNotAllowed(TerapiError):
@@ -189,6 +197,7 @@ def create_session(request: CreateConnectSessionRequest, public_base_url: str) -
         success_url=request.success_url,
         error_url=request.error_url,
         origin=request.origin,
+        webhook_url=request.webhook_url,
     )
     SessionStore().put_session(record)
     logger.info("connect session created", integrations=len(allowed),
@@ -309,9 +318,13 @@ def _finish(record: OAuthStateRecord, params: dict[str, str]) -> dict[str, Any]:
     provider = provider_for(integration)
     config = json.loads(record.connection_config_json)
     tokens = _exchange_code(integration, provider, record, config, code)
+    changes = {"credentials_type": "oauth2", "expires_at": iso(tokens.expires_at)}
+    if session.webhook_url:
+        # Only when set: a None would remove an override the connection already has.
+        changes["webhook_url"] = session.webhook_url
     write = CredentialWrite(
         secret_value=tokens.to_secret(),
-        changes={"credentials_type": "oauth2", "expires_at": iso(tokens.expires_at)},
+        changes=changes,
         metadata_json=session.metadata_json,
         connection_config={**config, **tokens.connection_config},
         end_user=json.loads(session.end_user_json) if session.end_user_json else None,

@@ -41,6 +41,7 @@ class ConnectSessionRecord:
     success_url: str | None = None
     error_url: str | None = None
     origin: str | None = None
+    webhook_url: str | None = None
 
     def is_expired(self, now: float | None = None) -> bool:
         """True once the session's lifetime is over, whether or not TTL has removed it."""
