@@ -350,12 +350,16 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _write(self, response: RawResponse) -> None:
-        self.send_response(response.status)
+        # send_response_only: the function's own Date and Server (a proxied provider's) win,
+        # as behind API Gateway, instead of appearing twice.
+        self.send_response_only(response.status)
         names = set()
         for name, value in response.headers:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(name, value)
                 names.add(name.lower())
+        if "date" not in names:
+            self.send_header("Date", self.date_time_string())
         if "content-type" not in names and response.body:
             self.send_header("Content-Type", "application/json")
         body = b"" if self.command == "HEAD" or response.status in (204, 304) else response.body
