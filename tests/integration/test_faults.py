@@ -10,45 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.conftest import ApiClient
+from tests.support.aws_calls import AwsCalls
 
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
-
-
-@dataclass
-class FaultInjector:
-    """Counts the application's AWS calls and fails the one at `fail_at` (0-based)."""
-
-    fail_at: int | None = None
-    calls: list[str] = field(default_factory=list)
-
-    def __enter__(self) -> FaultInjector:
-        from terapi.aws import client
-
-        for service in ("dynamodb", "secretsmanager"):
-            client(service).meta.events.register("before-call.*.*", self._before_call)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        from terapi.aws import client
-
-        for service in ("dynamodb", "secretsmanager"):
-            client(service).meta.events.unregister("before-call.*.*", self._before_call)
-
-    def _before_call(self, model: Any, **_: Any) -> None:
-        position = len(self.calls)
-        self.calls.append(model.name)
-        if position == self.fail_at:
-            raise ClientError({"Error": {"Code": "InternalServerError",
-                                         "Message": "injected fault"}}, model.name)
 
 
 def setup_integration(api: ApiClient, key: str) -> None:
@@ -138,7 +110,7 @@ SCENARIOS = {
 
 def recorded_calls(api: ApiClient, scenario: Scenario, key: str) -> list[str]:
     scenario.before(api, key)
-    with FaultInjector() as recorder:
+    with AwsCalls() as recorder:
         assert scenario.operation(api, key) in (200, 204)
     return recorder.calls
 
@@ -152,7 +124,7 @@ def test_a_fault_at_any_call_loses_nothing(api: ApiClient, name: str) -> None:
     for position, call in enumerate(calls):
         key = f"{name}-{position}"
         scenario.before(api, key)
-        with FaultInjector(fail_at=position):
+        with AwsCalls(fail_at=position):
             status = scenario.operation(api, key)
         state = stored_state(key)
 
@@ -170,7 +142,7 @@ def test_the_operation_succeeds_when_retried_after_a_fault(api: ApiClient, name:
     calls = recorded_calls(api, scenario, "recording")
     last_write = max(i for i, call in enumerate(calls) if call in DYNAMODB_WRITES)
     scenario.before(api, name)
-    with FaultInjector(fail_at=last_write):
+    with AwsCalls(fail_at=last_write):
         assert scenario.operation(api, name) == 503
 
     status = scenario.operation(api, name)

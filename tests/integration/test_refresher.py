@@ -9,7 +9,7 @@ import pytest
 
 from devserver.functions import FunctionRunner
 from tests.conftest import ApiClient, LocalAws
-from tests.integration.test_tokens import CallCounter
+from tests.support.aws_calls import AwsCalls
 from tests.support.oauth_server import OAuthServer
 
 KEY = "inhouse"
@@ -48,7 +48,7 @@ def test_the_refresher_renews_only_connections_due_soon(
     connect(api, provider, "no-refresh-token", in_minutes(2), refresh=False)
     runner = FunctionRunner(aws.template)
 
-    with CallCounter() as counter:
+    with AwsCalls() as counter:
         summary = runner.invoke("RefresherFunction", {"source": "aws.scheduler"})
     _, soon, _ = api.request("GET", f"/connection/due-soon?provider_config_key={KEY}")
     _, later, _ = api.request("GET", f"/connection/due-later?provider_config_key={KEY}")

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from tests.conftest import ApiClient, LocalAws
+from tests.support.aws_calls import AwsCalls
 from tests.support.oauth_server import OAuthServer
 
 KEY = "inhouse"
@@ -214,35 +215,12 @@ def test_an_expired_lease_is_taken_over(
     assert status == 200 and provider.token_calls == 1
 
 
-class CallCounter:
-    """Counts AWS calls by operation through botocore's event hooks."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __enter__(self) -> CallCounter:
-        from terapi.aws import client
-
-        for service in ("dynamodb", "secretsmanager"):
-            client(service).meta.events.register("before-call.*.*", self._count)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        from terapi.aws import client
-
-        for service in ("dynamodb", "secretsmanager"):
-            client(service).meta.events.unregister("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls.append(model.name)
-
-
 def test_the_warm_path_makes_one_dynamodb_read_and_no_secrets_call(
         api: ApiClient, provider: OAuthServer, integration: str) -> None:
     connect(api, provider, expires_at="2999-01-01T00:00:00Z")
     token(api)
 
-    with CallCounter() as counter:
+    with AwsCalls() as counter:
         status, _ = token(api)
 
     assert status == 200 and counter.calls == ["GetItem"]
@@ -259,7 +237,7 @@ def test_a_refresh_elsewhere_invalidates_this_containers_cache(
     refreshed = token(api, force=True)[1]
     tokens.remember(record, {**stored_secret(api), "access_token": stale["access_token"]})
 
-    with CallCounter() as counter:
+    with AwsCalls() as counter:
         _, body = token(api)
 
     assert body["access_token"] == refreshed["access_token"] != stale["access_token"]

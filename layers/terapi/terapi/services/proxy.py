@@ -56,11 +56,12 @@ from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from terapi.catalog import BASIC_PLACEHOLDER_PASSWORD, ApiKeyInjection, Provider, render_template
+from terapi.catalog import BASIC_PLACEHOLDER_PASSWORD, ApiKeyInjection, Provider
 from terapi.errors import InvalidRequest, TerapiError
 from terapi.observability import logger, metrics
 from terapi.services import tokens
 from terapi.services.integrations import client_secret, provider_for
+from terapi.services.verification import render
 from terapi.store.connections import ConnectionRecord, ConnectionStore, not_found
 from terapi.store.integrations import IntegrationRecord, IntegrationStore
 
@@ -251,7 +252,7 @@ def base_url(override: str | None, provider: Provider, config: dict[str, str]) -
     if not provider.api_base_url:
         raise InvalidRequest(f"provider '{provider.name}' has no API base URL; send the "
                              "Base-Url-Override header", code="missing_base_url")
-    return _render(provider.api_base_url, config, "api_base_url")
+    return render(provider.api_base_url, config, "api_base_url")
 
 
 def checked_override(url: str) -> str:
@@ -267,14 +268,6 @@ def checked_override(url: str) -> str:
         raise InvalidRequest("Base-Url-Override: must be an absolute http(s) URL without user "
                              "info, query or fragment", code="invalid_base_url")
     return url
-
-
-def _render(template: str, config: dict[str, str], where: str) -> str:
-    try:
-        return render_template(template, config)
-    except ValueError as exc:
-        raise InvalidRequest(f"connection_config: {exc} (needed by the provider's {where})",
-                             code="invalid_connection_config") from None
 
 
 def forwarded_headers(headers: dict[str, str], cookies: list[str], provider: Provider,
@@ -295,7 +288,7 @@ def forwarded_headers(headers: dict[str, str], cookies: list[str], provider: Pro
         sent["cookie"] = "; ".join(cookies)
     for name, template in provider.proxy_headers.items():
         if name.lower() not in sent:
-            sent[name.lower()] = _render(template, config, f"proxy_headers.{name}")
+            sent[name.lower()] = render(template, config, f"proxy_headers.{name}")
     return sent
 
 
