@@ -46,7 +46,7 @@ e2e: $(VENV)/.installed
 template: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
-	$(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build --cached=false
+	$(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build --no-cached
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
