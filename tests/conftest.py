@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from devserver import TEMPLATE_PATH, moto_fixes
 from devserver.functions import forget_loaded_functions
-from devserver.gateway import LocalApi, RawRequest
+from devserver.gateway import LocalApi, RawRequest, split_target
 from devserver.provision import provision_resources
 from devserver.template import Refs, Template, load_template
 
@@ -87,12 +87,29 @@ class ApiClient:
             sent.setdefault("Content-Type", "application/json")
         reply = self.local_api.handle(RawRequest(method=method, target=path,
                                                  headers=list(sent.items()), body=data))
+        self._check_documented(method, path, reply.status)
         text = reply.body.decode("utf-8", "replace")
         try:
             parsed: Any = jsonlib.loads(text) if text else None
         except ValueError:
             parsed = text
         return reply.status, parsed, {k.lower(): v for k, v in reply.headers}
+
+
+    def _check_documented(self, method: str, target: str, status: int) -> None:
+        """Keep the OpenAPI document true: every status a test sees must be declared."""
+        from terapi.openapi import find_operation, statuses
+
+        matched = self.local_api.router.match(method.upper(), split_target(target)[0])
+        if matched is None:
+            assert status == 404, f"{method} {target}: no route, yet {status}"
+            return
+        route = matched[0]
+        operation = find_operation(route.method, route.path)
+        assert operation is not None, f"{route.route_key} is not in the OpenAPI document"
+        if "default" not in operation.extra or status in (401, 503):
+            assert status in statuses(operation), (
+                f"{route.route_key} answered {status}, which the OpenAPI document does not list")
 
 
 @pytest.fixture

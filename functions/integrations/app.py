@@ -85,6 +85,14 @@ def get_provider(name: str) -> Response:
     return json_reply(provider.to_public_dict())
 
 
+@app.get("/openapi.json")
+def openapi_document() -> Response:
+    """This API's OpenAPI document, built from the code."""
+    from terapi.openapi import document
+
+    return json_reply(document())
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
