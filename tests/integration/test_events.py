@@ -31,7 +31,7 @@ HTTP_EXPECTED = {
     "oauth-connect": 401, "oauth-callback": 400, "proxy-get": 200, "proxy-post": 200,
     "webhooks-get-settings": 200, "webhooks-put-settings": 200,
     "webhooks-rotate-signing-key": 200, "webhooks-get-connection": 200,
-    "webhooks-put-connection": 200,
+    "webhooks-put-connection": 200, "openapi-get": 200, "proxy-root": 200,
 }
 
 
@@ -43,6 +43,12 @@ def test_every_event_file_has_an_expectation() -> None:
     others = {"authorizer-request", "refresher-schedule", "webhook-sender-sqs"}
 
     assert set(event_names()) == set(HTTP_EXPECTED) | others
+
+
+def test_every_route_has_an_event(aws: LocalAws) -> None:
+    keys = {json.loads(path.read_text()).get("routeKey") for path in EVENTS.glob("*.json")}
+
+    assert {route.route_key for route in aws.template.routes} <= keys
 
 
 @pytest.fixture
