@@ -104,8 +104,9 @@ def _git(*args: str) -> str:
     """Output of a read-only git command in the repository, or an empty string."""
     import subprocess
 
-    done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,  # noqa: S607
-                          check=False)
+    command = ["git", *args]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=False)
     return done.stdout.rstrip()
 
 

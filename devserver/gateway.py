@@ -293,8 +293,8 @@ class LocalApi:
         if any(value is None for value in identity):
             return error_response(401, "unauthorized", "the request lacks its identity source")
         try:
-            verdict = self.runner.invoke(authorizer.function,
-                                         authorizer_event(event, identity))  # type: ignore[arg-type]
+            request = authorizer_event(event, identity)  # type: ignore[arg-type]
+            verdict = self.runner.invoke(authorizer.function, request)
         except Exception:
             log.exception("authorizer failed: %s", authorizer.function)
             return error_response(500, "internal_error", "the authorizer failed")
