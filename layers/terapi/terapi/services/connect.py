@@ -236,18 +236,10 @@ def start_authorization(provider_config_key: str, params: dict[str, str],
         config = _connection_config(provider.connection_config_params, params)
         authorization_url = render(provider.authorization_url or "", config, "authorization_url")
         client = oauth_client_for(integration, provider, config)
-        state, verifier = secrets.token_urlsafe(32), None
-        query = {"response_type": "code", "client_id": client.client_id,
-                 "redirect_uri": redirect_uri, "state": state}
-        scopes = requested_scopes(integration, provider)
-        if scopes:
-            query[provider.scope_param] = scopes
-        if provider.pkce:
-            verifier = secrets.token_urlsafe(64)
-            query["code_challenge"] = pkce_challenge(verifier)
-            query["code_challenge_method"] = "S256"
-        for name, value in provider.authorization_params.items():
-            query[name] = render(value, config, f"authorization_params.{name}")
+        state = secrets.token_urlsafe(32)
+        query, verifier = _authorization_query(integration, provider, config,
+                                               client_id=client.client_id,
+                                               redirect_uri=redirect_uri, state=state)
         SessionStore().put_state(OAuthStateRecord(
             state_hash=token_hash(state), session_hash=session.token_hash,
             provider_config_key=provider_config_key, provider=integration.provider,
@@ -263,6 +255,25 @@ def start_authorization(provider_config_key: str, params: dict[str, str],
     logger.info("oauth authorization started", provider_config_key=provider_config_key,
                 pkce=provider.pkce)
     return add_query(authorization_url, query)
+
+
+def _authorization_query(integration: Any, provider: Any, config: dict[str, str], *,
+                         client_id: str, redirect_uri: str,
+                         state: str) -> tuple[dict[str, str], str | None]:
+    """The authorization request's parameters, and the PKCE verifier when PKCE is on."""
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+             "state": state}
+    scopes = requested_scopes(integration, provider)
+    if scopes:
+        query[provider.scope_param] = scopes
+    verifier = None
+    if provider.pkce:
+        verifier = secrets.token_urlsafe(64)
+        query["code_challenge"] = pkce_challenge(verifier)
+        query["code_challenge_method"] = "S256"
+    for name, value in provider.authorization_params.items():
+        query[name] = render(value, config, f"authorization_params.{name}")
+    return query, verifier
 
 
 def complete_authorization(params: dict[str, str]) -> FlowResult:

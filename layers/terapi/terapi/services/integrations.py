@@ -49,17 +49,7 @@ def create_integration(request: CreateIntegrationRequest) -> dict[str, Any]:
     if get_provider(request.provider) is None:
         raise InvalidRequest(f"provider: '{request.provider}' is not in the catalog "
                              "(see GET /providers)", code="unknown_provider")
-    settings = {f: getattr(request, f) for f in _GENERIC_FIELDS if getattr(request, f) is not None}
-    if request.provider in GENERIC_PROVIDERS:
-        needed = ("token_url",) if request.provider == "oauth2-cc" else ("authorization_url",
-                                                                           "token_url")
-        for required in needed:
-            if required not in settings:
-                raise InvalidRequest(f"{required}: is required for the generic "
-                                     f"'{request.provider}' provider")
-    elif settings:
-        raise InvalidRequest(f"{next(iter(settings))}: only the generic providers "
-                             f"({', '.join(GENERIC_PROVIDERS)}) take their own OAuth settings")
+    settings = generic_settings(request)
     now = iso(utc_now())
     record = IntegrationRecord(
         provider_config_key=request.provider_config_key,
@@ -85,6 +75,22 @@ def create_integration(request: CreateIntegrationRequest) -> dict[str, Any]:
     logger.info("integration created", provider_config_key=record.provider_config_key,
                 provider=record.provider)
     return integration_view(record)
+
+
+def generic_settings(request: CreateIntegrationRequest) -> dict[str, Any]:
+    """The OAuth settings a generic provider's integration brings; other providers take none."""
+    settings = {f: getattr(request, f) for f in _GENERIC_FIELDS if getattr(request, f) is not None}
+    if request.provider in GENERIC_PROVIDERS:
+        needed = ("token_url",) if request.provider == "oauth2-cc" else ("authorization_url",
+                                                                           "token_url")
+        for required in needed:
+            if required not in settings:
+                raise InvalidRequest(f"{required}: is required for the generic "
+                                     f"'{request.provider}' provider")
+    elif settings:
+        raise InvalidRequest(f"{next(iter(settings))}: only the generic providers "
+                             f"({', '.join(GENERIC_PROVIDERS)}) take their own OAuth settings")
+    return settings
 
 
 def get_integration(provider_config_key: str) -> dict[str, Any]:
