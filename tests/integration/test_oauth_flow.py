@@ -607,6 +607,18 @@ def test_delete_revokes_the_token_at_the_provider(api: ApiClient, oauth: OAuthSe
     assert revoke.client_id == CLIENT_ID and revoke.form["client_secret"] == CLIENT_SECRET
 
 
+def test_deleting_the_integration_revokes_its_connections_tokens(
+        api: ApiClient, oauth: OAuthServer, provider_at: Any) -> None:
+    provider_at("oauth2", revoke_url=oauth.url("/revoke"))
+    tokens = oauth2_connection(api, oauth)
+
+    status, _, _ = api.request("DELETE", f"/integration/{KEY}")
+
+    assert status == 204
+    assert [r.form["token"] for r in oauth.revoke_requests] == [tokens["refresh_token"]]
+    assert api.request("GET", f"/connection/c1?provider_config_key={KEY}")[0] == 404
+
+
 @pytest.mark.parametrize("failure", ["refused", "unreachable"])
 def test_failing_revoke_still_deletes(api: ApiClient, oauth: OAuthServer, provider_at: Any,
                                       failure: str) -> None:

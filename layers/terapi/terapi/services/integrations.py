@@ -138,12 +138,14 @@ def update_integration(provider_config_key: str,
 
 
 def delete_integration(provider_config_key: str, remaining_ms: Any = None) -> None:
-    """Delete an integration, its connections and every secret they own.
+    """Delete an integration, its connections and every secret they own, revoking each
+    connection's token at the provider as deleting it alone would (best effort).
 
     Stops early with a 503 when the function is about to run out of time; calling again
     continues where it stopped.
     """
     from terapi.services.connections import remove_connection
+    from terapi.services.verification import prepare_revocation, revoke
     from terapi.store.connections import ConnectionStore
 
     store, connections, secrets = IntegrationStore(), ConnectionStore(), SecretStore()
@@ -156,7 +158,9 @@ def delete_integration(provider_config_key: str, remaining_ms: Any = None) -> No
             if remaining_ms is not None and remaining_ms() < DELETE_TIME_RESERVE_MS:
                 raise StoreUnavailable("integration deletion is still in progress; call DELETE "
                                        "again to continue", code="deletion_in_progress")
+            revocation = prepare_revocation(connection, record)
             remove_connection(connections, secrets, connection)
+            revoke(revocation)
     if record.client_secret_arn:
         secrets.delete(record.client_secret_arn)
     store.delete(provider_config_key)

@@ -202,14 +202,16 @@ class Revocation:
     provider_config_key: str
 
 
-def prepare_revocation(record: ConnectionRecord) -> Revocation | None:
+def prepare_revocation(record: ConnectionRecord,
+                       integration: IntegrationRecord | None = None) -> Revocation | None:
     """Read what revoking this connection's token needs; `None` when nothing can be revoked.
 
     Runs before the secret is scheduled for deletion (a scheduled secret cannot be read). Any
-    failure here is logged and means no revocation: it must never block the delete.
+    failure here is logged and means no revocation: it must never block the delete. An
+    integration being deleted no longer reads as active, so its deletion passes it in.
     """
     try:
-        integration = IntegrationStore().get(record.provider_config_key)
+        integration = integration or IntegrationStore().get(record.provider_config_key)
         provider = provider_for(integration)
         if not provider.revoke_url or record.credentials_type != "oauth2":
             return None
