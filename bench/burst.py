@@ -62,13 +62,14 @@ def run(processes: int = 4, threads: int = 25, provider_delay: float = 0.25) -> 
     """One burst against one expired connection; returns refresh calls and latency."""
     from bench.common import ensure_layer_on_path, moto_server
     from tests.support.oauth_server import OAuthServer
+    from tests.support.token_workers import connect_expired
 
     ensure_layer_on_path()
     with moto_server() as aws, OAuthServer() as provider:
         env = {**aws["env"], "TERAPI_REFRESH_LEASE_SECONDS": "30",
                "TERAPI_REFRESH_WAIT_SECONDS": "30"}
         os.environ.update(env)
-        _connect_expired(provider)
+        connect_expired(provider, KEY)
         provider.token_delay = provider_delay
         before = provider.token_calls
         progress(f"burst: {processes} processes x {threads} threads, provider answers in "
@@ -101,20 +102,3 @@ def _ready(_: int) -> bool:
     import terapi.services.tokens  # noqa: F401
 
     return True
-
-
-def _connect_expired(provider: Any) -> None:
-    from terapi.models import CreateConnectionRequest, CreateIntegrationRequest
-    from terapi.services.connections import import_connection
-    from terapi.services.integrations import create_integration
-
-    create_integration(CreateIntegrationRequest(
-        provider_config_key=KEY, provider="oauth2", oauth_client_id=provider.client_id,
-        oauth_client_secret=provider.client_secret, authorization_url=provider.url("/authorize"),
-        token_url=provider.url("/token")))
-    issued = provider.issue_tokens()
-    import_connection(CreateConnectionRequest(
-        connection_id="user-1", provider_config_key=KEY,
-        credentials={"access_token": issued["access_token"],
-                     "refresh_token": issued["refresh_token"],
-                     "expires_at": "2020-01-01T00:00:00Z"}))

@@ -21,6 +21,17 @@ def provider() -> Iterator[OAuthServer]:
         yield server
 
 
+@pytest.fixture
+def integration(api: ApiClient, provider: OAuthServer) -> str:
+    """A generic OAuth integration whose token endpoint is the loopback provider."""
+    status, body, _ = api.request("POST", "/integration", json={
+        "provider_config_key": KEY, "provider": "oauth2", "oauth_client_id": provider.client_id,
+        "oauth_client_secret": provider.client_secret,
+        "authorization_url": provider.url("/authorize"), "token_url": provider.url("/token")})
+    assert status == 200, body
+    return KEY
+
+
 def in_minutes(minutes: int) -> str:
     moment = datetime.now(UTC) + timedelta(minutes=minutes)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -38,11 +49,7 @@ def connect(api: ApiClient, provider: OAuthServer, connection_id: str, expires_a
 
 
 def test_the_refresher_renews_only_connections_due_soon(
-        api: ApiClient, aws: LocalAws, provider: OAuthServer) -> None:
-    api.request("POST", "/integration", json={
-        "provider_config_key": KEY, "provider": "oauth2", "oauth_client_id": provider.client_id,
-        "oauth_client_secret": provider.client_secret,
-        "authorization_url": provider.url("/authorize"), "token_url": provider.url("/token")})
+        api: ApiClient, aws: LocalAws, provider: OAuthServer, integration: str) -> None:
     connect(api, provider, "due-soon", in_minutes(8))
     connect(api, provider, "due-later", in_minutes(120))
     connect(api, provider, "no-refresh-token", in_minutes(2), refresh=False)
@@ -62,11 +69,7 @@ def test_the_refresher_renews_only_connections_due_soon(
 
 
 def test_invalid_connections_leave_the_refresh_index(
-        api: ApiClient, aws: LocalAws, provider: OAuthServer) -> None:
-    api.request("POST", "/integration", json={
-        "provider_config_key": KEY, "provider": "oauth2", "oauth_client_id": provider.client_id,
-        "oauth_client_secret": provider.client_secret,
-        "authorization_url": provider.url("/authorize"), "token_url": provider.url("/token")})
+        api: ApiClient, aws: LocalAws, provider: OAuthServer, integration: str) -> None:
     connect(api, provider, "broken", in_minutes(1))
     provider.fail_token("invalid_grant")
     assert api.request("GET", f"/auth/token/{KEY}/broken")[0] == 424

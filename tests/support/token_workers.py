@@ -9,6 +9,30 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Any
+
+
+def connect_expired(provider: Any, provider_config_key: str,
+                    connection_id: str = "user-1") -> dict[str, Any]:
+    """Create a generic OAuth integration on `provider` and a connection whose token expired.
+
+    Called in the parent process, through the services, before the workers start.
+    """
+    from terapi.models import CreateConnectionRequest, CreateIntegrationRequest
+    from terapi.services.connections import import_connection
+    from terapi.services.integrations import create_integration
+
+    create_integration(CreateIntegrationRequest(
+        provider_config_key=provider_config_key, provider="oauth2",
+        oauth_client_id=provider.client_id, oauth_client_secret=provider.client_secret,
+        authorization_url=provider.url("/authorize"), token_url=provider.url("/token")))
+    issued = provider.issue_tokens()
+    import_connection(CreateConnectionRequest(
+        connection_id=connection_id, provider_config_key=provider_config_key,
+        credentials={"access_token": issued["access_token"],
+                     "refresh_token": issued["refresh_token"],
+                     "expires_at": "2020-01-01T00:00:00Z"}))
+    return issued
 
 
 def ask_for_tokens(env: dict[str, str], provider_config_key: str, connection_id: str,
