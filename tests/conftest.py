@@ -20,6 +20,7 @@ from devserver.functions import forget_loaded_functions
 from devserver.gateway import LocalApi, RawRequest, split_target
 from devserver.provision import provision_resources
 from devserver.template import Refs, Template, load_template
+from tests.support.oauth_server import OAuthServer
 
 SECRET_KEY = "test-secret-key"
 PUBLIC_URL = "http://localhost:3003"
@@ -121,3 +122,10 @@ def api(aws: LocalAws) -> ApiClient:
     """
     forget_loaded_functions()
     return ApiClient(LocalApi(aws.template, domain=PUBLIC_URL.split("//", 1)[1]))
+
+
+@pytest.fixture
+def provider() -> Iterator[OAuthServer]:
+    """A real OAuth 2.0 authorization server on loopback, standing in for a provider."""
+    with OAuthServer() as server:
+        yield server

@@ -73,12 +73,6 @@ def shared_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     _reset_cached_configuration()
 
 
-@pytest.fixture
-def provider() -> Iterator[OAuthServer]:
-    with OAuthServer() as server:
-        yield server
-
-
 def test_one_hundred_callers_in_four_processes_make_one_refresh(
         shared_aws: dict[str, str], provider: OAuthServer) -> None:
     issued = connect_expired(provider, KEY)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,12 +12,6 @@ from tests.support.aws_calls import AwsCalls
 from tests.support.oauth_server import OAuthServer
 
 KEY = "inhouse"
-
-
-@pytest.fixture
-def provider() -> Iterator[OAuthServer]:
-    with OAuthServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ refresh tokens, so a refresh made with anything but the newest refresh token fai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -18,12 +17,6 @@ from tests.support.oauth_server import OAuthServer
 
 KEY = "inhouse"
 EXPIRED = "2020-01-01T00:00:00Z"
-
-
-@pytest.fixture
-def provider() -> Iterator[OAuthServer]:
-    with OAuthServer() as server:
-        yield server
 
 
 @pytest.fixture
