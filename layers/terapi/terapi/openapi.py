@@ -75,10 +75,11 @@ OPERATIONS = (
     Operation("POST", "/connect/sessions", "Open a connect session", "Connect", (200, 400),
               "Object", "terapi.services.connect:CreateConnectSessionRequest"),
     Operation("GET", "/oauth/connect/{provider_config_key}", "Start the OAuth flow (browser)",
-              "Connect", (302, 400, 401, 403, 404, 503), query=("connect_session_token",),
+              "Connect", (302, 400, 401, 403, 404, 502, 503), query=("connect_session_token",),
               public=True),
     Operation("GET", "/oauth/callback", "The provider's redirect (browser)", "Connect",
-              (200, 302, 400, 401, 403, 404, 502, 503), query=("code", "state", "error"),
+              (200, 302, 400, 401, 403, 404, 502, 503),
+              query=("code", "state", "error", "oauth_token", "oauth_verifier", "denied"),
               public=True),
     *(Operation("ANY", path, "Call the provider's API with the connection's credentials; "
                 "any status of the provider passes through", "Proxy",

@@ -10,10 +10,16 @@ Decisions, for an operator reading this:
   finds it used. A failure after consumption needs a new attempt from the connect link.
 - PKCE S256 is used unless the provider sets `pkce: false`; the verifier sits on the state item
   only until the callback consumes it.
+- OAuth 1.0a providers (`auth_mode: oauth1`) get the three-legged flow: the connect route asks
+  `request_token_url` for a request token (HMAC-SHA1, `oauth_callback` = the callback URL) and
+  stores the attempt under the hash of that token, since the callback carries `oauth_token`, not
+  `state`. The request token's secret sits on the state item (10 minutes at most, single use,
+  removed on consumption, like the PKCE verifier); the callback signs the exchange at
+  `token_url` with it and the `oauth_verifier`. `denied=` (a cancel) is `authorization_denied`.
 - Statuses: a missing, unknown or expired session token is 401; a bad, replayed, expired or
   mismatched state is 400; an integration the session does not allow is 403; a provider
-  `error=` is 400 `authorization_denied`; a code the token endpoint refuses is 400
-  `token_exchange_failed`, and a token endpoint that is down or times out is 502.
+  `error=` is 400 `authorization_denied`; a code (or request token) the token endpoint refuses is
+  400 `token_exchange_failed`, and a token endpoint that is down or times out is 502.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from terapi.errors import InvalidRequest, NotFound, TerapiError
 from terapi.models import ConnectionId, ProviderConfigKey, iso, utc_now
+from terapi.oauth1 import OAuth1Keys, fetch_access_token, fetch_request_token
 from terapi.oauth2 import TokenError, TokenSet, post_token_request
 from terapi.observability import logger
 from terapi.services.connections import CredentialWrite, encode_metadata, write_credentials
-from terapi.services.integrations import provider_for
+from terapi.services.integrations import client_secret, provider_for
 from terapi.services.verification import (
     oauth_client_for,
     render,
@@ -228,33 +235,84 @@ def start_authorization(provider_config_key: str, params: dict[str, str],
                                         f"'{provider_config_key}'")
         integration = IntegrationStore().get(provider_config_key)
         provider = provider_for(integration)
-        if provider.auth_mode != "oauth2":
+        if provider.auth_mode not in ("oauth2", "oauth1"):
             raise InvalidRequest(f"integration '{provider_config_key}' uses {provider.auth_mode}; "
-                                 "only oauth2 integrations connect through the browser (create "
-                                 "the others with POST /connection)",
+                                 "only oauth2 and oauth1 integrations connect through the "
+                                 "browser (create the others with POST /connection)",
                                  code="unsupported_auth_mode")
         config = _connection_config(provider.connection_config_params, params)
-        authorization_url = render(provider.authorization_url or "", config, "authorization_url")
-        client = oauth_client_for(integration, provider, config)
-        state = secrets.token_urlsafe(32)
-        query, verifier = _authorization_query(integration, provider, config,
-                                               client_id=client.client_id,
-                                               redirect_uri=redirect_uri, state=state)
-        SessionStore().put_state(OAuthStateRecord(
-            state_hash=token_hash(state), session_hash=session.token_hash,
-            provider_config_key=provider_config_key, provider=integration.provider,
-            client_id=client.client_id, connection_id=session.connection_id,
-            redirect_uri=redirect_uri, connection_config_json=json.dumps(config),
-            created_at=iso(utc_now()) or "",
-            expires_at=min(int(time.time()) + STATE_TTL_SECONDS, session.expires_at),
-            code_verifier=verifier, success_url=session.success_url,
-            error_url=session.error_url, origin=session.origin))
+        start = _start_oauth1 if provider.auth_mode == "oauth1" else _start_oauth2
+        url = start(session, integration, provider, config, redirect_uri)
     except TerapiError as exc:
         _log_refusal("connect", exc, provider_config_key)
         raise FlowError(exc, context) from None
     logger.info("oauth authorization started", provider_config_key=provider_config_key,
-                pkce=provider.pkce)
+                auth_mode=provider.auth_mode,
+                pkce=provider.pkce and provider.auth_mode == "oauth2")
+    return url
+
+
+def _start_oauth2(session: ConnectSessionRecord, integration: Any, provider: Any,
+                  config: dict[str, str], redirect_uri: str) -> str:
+    """Store a fresh state (and PKCE verifier); the consent screen's URL."""
+    authorization_url = render(provider.authorization_url or "", config, "authorization_url")
+    client = oauth_client_for(integration, provider, config)
+    state = secrets.token_urlsafe(32)
+    query, verifier = _authorization_query(integration, provider, config,
+                                           client_id=client.client_id,
+                                           redirect_uri=redirect_uri, state=state)
+    SessionStore().put_state(_state_record(session, integration, client.client_id, config,
+                                           redirect_uri, state_hash=token_hash(state),
+                                           code_verifier=verifier))
     return add_query(authorization_url, query)
+
+
+def _start_oauth1(session: ConnectSessionRecord, integration: Any, provider: Any,
+                  config: dict[str, str], redirect_uri: str) -> str:
+    """Get a request token, store it as the attempt's state; the consent screen's URL."""
+    consumer_key, consumer_secret = _consumer(integration)
+    authorization_url = render(provider.authorization_url or "", config, "authorization_url")
+    query: dict[str, str] = {}
+    scopes = requested_scopes(integration, provider)
+    if scopes:
+        query[provider.scope_param] = scopes
+    for name, value in provider.authorization_params.items():
+        query[name] = render(value, config, f"authorization_params.{name}")
+    url = render(provider.request_token_url or "", config, "request_token_url")
+    try:
+        reply = fetch_request_token(url, consumer_key, consumer_secret, redirect_uri)
+    except TokenError as exc:
+        raise token_failure(exc, "issue a request token") from None
+    SessionStore().put_state(_state_record(
+        session, integration, consumer_key, config, redirect_uri,
+        state_hash=token_hash(reply["oauth_token"]), auth_mode="oauth1",
+        request_token_secret=reply["oauth_token_secret"]))
+    return add_query(authorization_url, {"oauth_token": reply["oauth_token"], **query})
+
+
+def _consumer(integration: Any) -> tuple[str, str]:
+    """The integration's OAuth 1.0a consumer key and secret; both are required."""
+    consumer_secret = client_secret(integration)
+    if not integration.oauth_client_id or not consumer_secret:
+        raise InvalidRequest(f"integration '{integration.provider_config_key}' needs an "
+                             "oauth_client_id and oauth_client_secret for OAuth 1.0a",
+                             code="integration_not_configured")
+    return integration.oauth_client_id, consumer_secret
+
+
+def _state_record(session: ConnectSessionRecord, integration: Any, client_id: str,
+                  config: dict[str, str], redirect_uri: str, *, state_hash: str,
+                  **extra: Any) -> OAuthStateRecord:
+    """A new attempt bound to its session, integration, client and redirect URI."""
+    return OAuthStateRecord(
+        state_hash=state_hash, session_hash=session.token_hash,
+        provider_config_key=integration.provider_config_key, provider=integration.provider,
+        client_id=client_id, connection_id=session.connection_id,
+        redirect_uri=redirect_uri, connection_config_json=json.dumps(config),
+        created_at=iso(utc_now()) or "",
+        expires_at=min(int(time.time()) + STATE_TTL_SECONDS, session.expires_at),
+        success_url=session.success_url, error_url=session.error_url, origin=session.origin,
+        **extra)
 
 
 def _authorization_query(integration: Any, provider: Any, config: dict[str, str], *,
@@ -279,9 +337,10 @@ def _authorization_query(integration: Any, provider: Any, config: dict[str, str]
 def complete_authorization(params: dict[str, str]) -> FlowResult:
     """Consume the state, exchange the code and store the connection. Raises `FlowError`.
 
-    Nothing is written unless every check and the code exchange succeeded.
+    An OAuth 1.0a callback names its attempt by `oauth_token` (or `denied`, on a cancel) rather
+    than `state`. Nothing is written unless every check and the exchange succeeded.
     """
-    state = params.get("state")
+    state = params.get("state") or params.get("oauth_token") or params.get("denied")
     if not state:
         error = (_provider_refusal(params) if params.get("error")
                  else InvalidState("state: query parameter is required"))
@@ -302,11 +361,59 @@ def complete_authorization(params: dict[str, str]) -> FlowResult:
     except TerapiError as exc:
         _log_refusal("callback", exc, record.provider_config_key)
         raise FlowError(exc, context) from None
-    logger.info("oauth callback completed", provider_config_key=record.provider_config_key)
+    logger.info("oauth callback completed", provider_config_key=record.provider_config_key,
+                auth_mode=record.auth_mode)
     return FlowResult(connection, context)
 
 
 def _finish(record: OAuthStateRecord, params: dict[str, str]) -> dict[str, Any]:
+    """Check the consumed attempt is still valid, then exchange and store (OAuth 2.0 or 1.0a)."""
+    session = _live_session(record)
+    if params.get("error"):
+        raise _provider_refusal(params)
+    if record.auth_mode == "oauth1":
+        return _finish_oauth1(record, session, params)
+    code = params.get("code")
+    if not code:
+        raise InvalidRequest("code: query parameter is required", code="missing_code")
+    integration = _unchanged_integration(record)
+    provider = provider_for(integration)
+    config = json.loads(record.connection_config_json)
+    tokens = _exchange_code(integration, provider, record, config, code)
+    changes = {"credentials_type": "oauth2", "expires_at": iso(tokens.expires_at)}
+    return _store(record, session, tokens.to_secret(), changes,
+                  {**config, **tokens.connection_config})
+
+
+def _finish_oauth1(record: OAuthStateRecord, session: ConnectSessionRecord,
+                   params: dict[str, str]) -> dict[str, Any]:
+    """Exchange the authorized request token and its verifier for the access token; store it."""
+    if params.get("denied"):
+        raise TerapiError("the provider did not authorize the connection (denied)",
+                          code="authorization_denied", status=400)
+    verifier, request_token = params.get("oauth_verifier"), params.get("oauth_token")
+    if not verifier or not request_token:
+        raise InvalidRequest("oauth_verifier: query parameter is required",
+                             code="missing_verifier")
+    integration = _unchanged_integration(record)
+    provider = provider_for(integration)
+    config = json.loads(record.connection_config_json)
+    consumer_key, consumer_secret = _consumer(integration)
+    keys = OAuth1Keys(consumer_key, consumer_secret, request_token,
+                      record.request_token_secret or "")
+    url = render(provider.token_url or "", config, "token_url")
+    try:
+        reply = fetch_access_token(url, keys, verifier)
+    except TokenError as exc:
+        raise token_failure(exc, "exchange the authorized request token") from None
+    secret_value = {"type": "oauth1", "oauth_token": reply["oauth_token"],
+                    "oauth_token_secret": reply["oauth_token_secret"], "raw": reply}
+    return _store(record, session, secret_value,
+                  {"credentials_type": "oauth1", "expires_at": None}, config)
+
+
+def _live_session(record: OAuthStateRecord) -> ConnectSessionRecord:
+    """The attempt's session, if the attempt and the session are unexpired and still allowed."""
     if record.is_expired():
         raise InvalidState("the authorization took too long and its state expired; start again "
                            "from the connect link", code="state_expired")
@@ -317,30 +424,33 @@ def _finish(record: OAuthStateRecord, params: dict[str, str]) -> dict[str, Any]:
     if record.provider_config_key not in json.loads(session.allowed_integrations_json):
         raise IntegrationNotAllowed(f"this connect session does not allow integration "
                                     f"'{record.provider_config_key}'")
-    if params.get("error"):
-        raise _provider_refusal(params)
-    code = params.get("code")
-    if not code:
-        raise InvalidRequest("code: query parameter is required", code="missing_code")
+    return session
+
+
+def _unchanged_integration(record: OAuthStateRecord) -> Any:
+    """The attempt's integration, refused if its provider or client changed meanwhile."""
     integration = IntegrationStore().get(record.provider_config_key)
     if (integration.provider, integration.oauth_client_id) != (record.provider, record.client_id):
         raise InvalidState("the integration's provider or OAuth client changed after this "
                            "authorization started; start again", code="state_mismatch")
-    provider = provider_for(integration)
-    config = json.loads(record.connection_config_json)
-    tokens = _exchange_code(integration, provider, record, config, code)
-    changes = {"credentials_type": "oauth2", "expires_at": iso(tokens.expires_at)}
+    return integration
+
+
+def _store(record: OAuthStateRecord, session: ConnectSessionRecord,
+           secret_value: dict[str, Any], changes: dict[str, Any],
+           connection_config: dict[str, Any]) -> dict[str, Any]:
+    """Write the credentials with the session's metadata, end user and webhook override."""
     if session.webhook_url:
         # Only when set: a None would remove an override the connection already has.
-        changes["webhook_url"] = session.webhook_url
+        changes = {**changes, "webhook_url": session.webhook_url}
     write = CredentialWrite(
-        secret_value=tokens.to_secret(),
+        secret_value=secret_value,
         changes=changes,
         metadata_json=session.metadata_json,
-        connection_config={**config, **tokens.connection_config},
+        connection_config=connection_config,
         end_user=json.loads(session.end_user_json) if session.end_user_json else None,
     )
-    return write_credentials(integration.provider, record.provider_config_key,
+    return write_credentials(record.provider, record.provider_config_key,
                              record.connection_id, write)
 
 

@@ -5,6 +5,11 @@ A connect session is `pk=S#<sha256 of its token>, sk=S`; an OAuth state is
 yield a usable token. Both carry `expires_at` (checked on every read, since DynamoDB's TTL
 deletes items up to days late and moto never does) and `expires_ttl` for the TTL sweeper. A state
 is consumed by one conditional update, which makes it single-use under concurrent replays.
+
+An OAuth 1.0a attempt is stored as a state too, keyed by the hash of its request token (the
+callback carries `oauth_token`, not `state`). It keeps the request token's secret, which the
+access-token request must be signed with: like the PKCE verifier, that secret lives at most 10
+minutes, serves one exchange, and is removed by the same write that consumes the state.
 """
 
 from __future__ import annotations
@@ -50,7 +55,11 @@ class ConnectSessionRecord:
 
 @dataclass
 class OAuthStateRecord:
-    """One authorization attempt: its session, integration, PKCE verifier and redirect URI."""
+    """One authorization attempt: its session, integration, PKCE verifier and redirect URI.
+
+    `auth_mode` is `oauth1` for an OAuth 1.0a attempt, whose `request_token_secret` is kept until
+    the callback consumes it.
+    """
 
     state_hash: str
     session_hash: str
@@ -67,6 +76,8 @@ class OAuthStateRecord:
     error_url: str | None = None
     origin: str | None = None
     consumed_at: str | None = None
+    auth_mode: str = "oauth2"
+    request_token_secret: str | None = None
 
     def is_expired(self, now: float | None = None) -> bool:
         """True once the state may no longer complete an authorization."""
@@ -115,16 +126,18 @@ class SessionStore:
                           ConditionExpression="attribute_not_exists(pk)")
 
     def consume_state(self, state_hash: str, consumed_at: str) -> OAuthStateRecord:
-        """Mark a state used, exactly once, and return it as it was (verifier included).
+        """Mark a state used, exactly once, and return it as it was (secrets included).
 
-        The PKCE verifier is removed in the same write, so a consumed state holds no secret.
+        The PKCE verifier and an OAuth 1.0a request token secret are removed in the same write,
+        so a consumed state holds no secret.
         Raises `StateNotConsumable` for an unknown or already consumed state.
         """
         key = {"pk": {"S": f"ST#{state_hash}"}, "sk": {"S": STATE_SK}}
         try:
             reply = self._db.update_item(
                 TableName=self._table, Key=key,
-                UpdateExpression="SET consumed_at = :now REMOVE code_verifier",
+                UpdateExpression="SET consumed_at = :now "
+                                 "REMOVE code_verifier, request_token_secret",
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(consumed_at)",
                 ExpressionAttributeValues={":now": {"S": consumed_at}},
                 ReturnValues="ALL_OLD",
