@@ -24,9 +24,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.support.loopback import LoopbackServer
 
 TOKEN_PATH = "/oauth/token"
 
@@ -71,7 +73,7 @@ class Received:
         return echoed
 
 
-class EchoServer:
+class EchoServer(LoopbackServer):
     """The server; use as a context manager, or `start()` and `stop()`."""
 
     def __init__(self) -> None:
@@ -80,31 +82,15 @@ class EchoServer:
         self.token_requests: list[dict[str, str]] = []
         self.token_error: tuple[int, str] | None = None
         self._replies: deque[Reply] = deque()
-        self._httpd: ThreadingHTTPServer | None = None
-
-    def __enter__(self) -> EchoServer:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def start(self, port: int = 0) -> EchoServer:
         """Listen on 127.0.0.1 and serve from a daemon thread."""
-        self._httpd = _QuietServer(("127.0.0.1", port), _handler_for(self))
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        return self.serve(_handler_for(self), port=port)
 
     @property
     def url(self) -> str:
         """The base URL, `http://127.0.0.1:<port>`."""
-        assert self._httpd is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return self.origin
 
     def script(self, *replies: Reply) -> None:
         """Queue replies for the next non-token requests, in order."""
@@ -131,15 +117,6 @@ class EchoServer:
             count = len(self.token_requests)
         return 200, {"access_token": f"fresh-token-{count}", "token_type": "Bearer",
                      "expires_in": 3600, "refresh_token": f"refresh-{count}"}
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """Threads per connection; a client that hung up mid-reply is expected, not an error."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore broken connections (timeout tests hang up on purpose)."""
 
 
 def _handler_for(server: EchoServer) -> type[BaseHTTPRequestHandler]:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature
+
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass
@@ -37,7 +39,7 @@ class RequestToken:
 
 
 @dataclass
-class OAuth1Server:
+class OAuth1Server(LoopbackServer):
     """The provider's configuration, issued tokens and call records; thread-safe."""
 
     consumer_key: str = "loopback-consumer"
@@ -53,12 +55,10 @@ class OAuth1Server:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     def url(self, path: str) -> str:
         """An absolute URL on this server."""
-        assert self._httpd is not None, "start() the server first"
-        return f"http://{self.host}:{self._httpd.server_address[1]}{path}"
+        return self.origin + path
 
     def calls_to(self, path: str) -> list[int]:
         """The statuses answered on `path`, in order."""
@@ -72,23 +72,7 @@ class OAuth1Server:
         class Handler(_Handler):
             provider = server
 
-        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> OAuth1Server:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        return self.serve(Handler, host=self.host, port=self.port)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -31,9 +31,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass
@@ -62,7 +64,7 @@ class RecordedRequest:
 
 
 @dataclass
-class OAuthServer:
+class OAuthServer(LoopbackServer):
     """The authorization server's configuration, state and records; thread-safe."""
 
     client_id: str = "loopback-client"
@@ -93,14 +95,11 @@ class OAuthServer:
         self.verify_requests: list[RecordedRequest] = []
         self.revoke_requests: list[RecordedRequest] = []
         self.token_failures: deque[str] = deque()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         """`http://127.0.0.1:<port>` once started."""
-        assert self._httpd is not None, "start() the server first"
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
+        return self.origin
 
     @property
     def token_calls(self) -> int:
@@ -119,24 +118,7 @@ class OAuthServer:
         class Handler(_Handler):
             oauth = server
 
-        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> OAuthServer:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        return self.serve(Handler, host=self.host, port=self.port)
 
     def fail_token(self, *modes: str) -> None:
         """Queue answers for the next /token requests: invalid_grant, server_error or slow."""

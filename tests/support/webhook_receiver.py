@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass
@@ -18,7 +20,7 @@ class Delivery:
     status: int
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     """Answers 200 unless told otherwise: `fail_next(n)` queues failures, `always` sets a status."""
 
     def __init__(self, always: int = 200) -> None:
@@ -26,13 +28,11 @@ class WebhookReceiver:
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self._planned: deque[int] = deque()
-        self._httpd: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
         """The URL to configure as a webhook target."""
-        assert self._httpd is not None, "start() the receiver first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/hooks"
+        return f"{self.origin}/hooks"
 
     def fail_next(self, count: int, status: int = 500) -> None:
         """Answer the next `count` deliveries with `status`."""
@@ -66,19 +66,4 @@ class WebhookReceiver:
             def log_message(self, *_: Any) -> None:
                 return
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        return self.serve(Handler)
